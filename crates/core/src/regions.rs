@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use sea_query::{Expr, ExprTrait, Iden, OnConflict, Order, Query};
+use sea_query::{Expr, ExprTrait, Iden, LikeExpr, OnConflict, Order, Query};
 use serde::Serialize;
 
 use crate::db::{Db, Tx};
@@ -167,7 +167,7 @@ pub async fn search(db: &Db, q: &str, scopes: Option<&[RegionCode]>, limit: u64)
     let mut stmt = Query::select();
     stmt.columns(region_columns())
         .from(Regions::Table)
-        .and_where(Expr::cust_with_values("name LIKE ? ESCAPE '\\'", [format!("%{escaped}%")]));
+        .and_where(Expr::col(Regions::Name).like(LikeExpr::new(format!("%{escaped}%")).escape('\\')));
     if let Some(scopes) = scopes {
         if scopes.is_empty() {
             return Ok(Vec::new());
@@ -180,7 +180,7 @@ pub async fn search(db: &Db, q: &str, scopes: Option<&[RegionCode]>, limit: u64)
         stmt.cond_where(any);
     }
     stmt.order_by_expr(
-        Expr::cust_with_values("CASE WHEN name LIKE ? ESCAPE '\\' THEN 0 ELSE 1 END", [format!("{escaped}%")]),
+        Expr::case(Expr::col(Regions::Name).like(LikeExpr::new(format!("{escaped}%")).escape('\\')), 0).finally(1).into(),
         Order::Asc,
     )
     .order_by_expr(Expr::cust("length(code)"), Order::Asc)
