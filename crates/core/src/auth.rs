@@ -898,6 +898,32 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     Ok(Some(Principal { user_id, username: row.username, display_name: row.display_name, grants, credential }))
 }
 
+/// The principal of an active user by username, for trusted operator tools
+/// (the CLI) acting on a user's behalf.
+pub async fn principal_for_username(db: &Db, username: &str) -> Result<Principal> {
+    let q = Query::select()
+        .columns(user_columns())
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Username).eq(username))
+        .and_where(Expr::col(Users::Disabled).eq(false))
+        .to_owned();
+    let row: UserRow = db.fetch_optional(&q).await?.ok_or_else(|| CoreError::NotFound(format!("no active user {username:?}")))?;
+    let grants = grants_of(db, &[row.id]).await?.into_iter().map(|(_, g)| g).collect();
+    Ok(Principal { user_id: row.id, username: row.username, display_name: row.display_name, grants, credential: Credential::ApiToken })
+}
+
+/// The platform operator at the console: a national administrator that is
+/// not a stored user (id 0), used by the CLI.
+pub fn operator() -> Principal {
+    Principal {
+        user_id: 0,
+        username: "operator".into(),
+        display_name: "console operator".into(),
+        grants: vec![Grant { role: Role::Admin, scope: Scope::All }],
+        credential: Credential::ApiToken,
+    }
+}
+
 /// An API token as listed (never the secret).
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct ApiToken {

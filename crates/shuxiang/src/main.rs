@@ -1,1 +1,297 @@
-fn main() {}
+//! `shuxiang`: the one binary. Serves the platform on its embedded default
+//! (SQLite in a data directory) or on PostgreSQL, and carries the operator
+//! commands: migrate, import, user, token.
+
+mod config;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use shuxiang_core::auth::{self, GrantInput, NewUser};
+use shuxiang_core::import::{self, ImportError};
+use shuxiang_core::Db;
+use shuxiang_web::{AppState, WebConfig};
+
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(name = "shuxiang", version, about = "数乡 Shuxiang — Jiangxi's digital-village platform")]
+struct Cli {
+    /// Config file (TOML); also SHUXIANG_CONFIG.
+    #[arg(long, global = true, env = "SHUXIANG_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory for the embedded SQLite database.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://...) instead of the embedded SQLite.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the platform: web UI and API.
+    Serve {
+        /// Address to listen on (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import reference data.
+    #[command(subcommand)]
+    Import(ImportCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum ImportCommand {
+    /// Region files (provinces|cities|counties|townships|villages.csv, .gz accepted).
+    Regions { dir: PathBuf },
+    /// Boundary files, one GeoJSON geometry per region named by its code.
+    Boundaries { dir: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user; the password is read from SHUXIANG_NEW_PASSWORD or generated and printed.
+    Create(CreateUser),
+    /// List users.
+    List,
+}
+
+#[derive(Args)]
+struct CreateUser {
+    #[arg(long)]
+    username: String,
+    #[arg(long)]
+    display_name: String,
+    /// ROLE:SCOPE, e.g. official:360102; repeatable.
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
+    #[arg(long)]
+    phone: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token acting as USER; prints the secret once.
+    Create {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
+    /// List all tokens.
+    List,
+    /// Revoke a token by id.
+    Revoke { id: i64 },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Command::Serve { listen } => *listen,
+        _ => None,
+    };
+    let flags = Overrides { data_dir: cli.data_dir.clone(), listen, database: cli.database.clone() };
+    let cfg = config::load(cli.config.as_deref(), &flags).context("reading the configuration")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(run(cli.command, cfg))
+}
+
+async fn open_db(cfg: &Config) -> Result<Db> {
+    let db = if cfg.database.is_empty() {
+        Db::open_sqlite_dir(&cfg.data_dir).await.with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?
+    } else {
+        // The URL may hold a password: never echo it.
+        Db::open(&cfg.database).await.context("connecting to the configured PostgreSQL database")?
+    };
+    db.migrate(&shuxiang_web::state::all_migrations()).await.context("applying migrations")?;
+    Ok(db)
+}
+
+async fn run(command: Command, cfg: Config) -> Result<()> {
+    match command {
+        Command::Serve { .. } => serve(cfg).await,
+        Command::Migrate => {
+            let db = open_db(&cfg).await?;
+            println!("migrations applied ({})", db.backend().as_str());
+            Ok(())
+        }
+        Command::Import(ImportCommand::Regions { dir }) => import_regions(&open_db(&cfg).await?, &dir).await,
+        Command::Import(ImportCommand::Boundaries { dir }) => {
+            let db = open_db(&cfg).await?;
+            let files = import::boundary_files_in(&dir)?;
+            let (written, skipped) = import::import_boundaries(&db, &files).await?;
+            println!("{} boundary file(s) read, {written} written", files.len());
+            if !skipped.is_empty() {
+                println!("skipped (no such region loaded): {}", skipped.join(", "));
+            }
+            Ok(())
+        }
+        Command::User(cmd) => user(&open_db(&cfg).await?, cmd).await,
+        Command::Token(cmd) => token(&open_db(&cfg).await?, cmd).await,
+    }
+}
+
+async fn serve(cfg: Config) -> Result<()> {
+    let db = open_db(&cfg).await?;
+    if import::load_shipped_jiangxi(&db).await.context("loading Jiangxi's regions")? {
+        tracing::info!("loaded Jiangxi's 1 province, 11 cities, 100 counties, 1,767 townships and 22,080 villages");
+    }
+    let admin_password = std::env::var("SHUXIANG_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
+    if let Some(generated) = auth::ensure_admin(&db, admin_password.as_deref()).await? {
+        // Printed once on the terminal, deliberately not through the logger.
+        println!("First start: created user \"admin\" with password {generated}");
+        println!("Change it after signing in; it is not shown again.");
+    }
+    let web = WebConfig {
+        session_ttl: chrono::Duration::hours(cfg.session_ttl_hours.max(1)),
+        secure_cookies: cfg.secure_cookies,
+        trust_forwarded_for: cfg.trust_forwarded_for,
+    };
+    let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        Ok(l) => l,
+        Err(e) => bail!("cannot listen on {}: {e} (is another program using the port? choose one with --listen)", cfg.listen),
+    };
+    let addr = listener.local_addr()?;
+    println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
+    let state = AppState::new(db.clone(), web);
+    shuxiang_web::serve(listener, state, shutdown_signal()).await?;
+    db.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn import_regions(db: &Db, dir: &Path) -> Result<()> {
+    let files = import::region_files_in(dir)?;
+    let total: u64 = files.iter().map(|f| bytecount_lines(&f.bytes)).sum();
+    let bar = ProgressBar::new(total);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:40}] {pos}/{len} regions ({per_sec}, {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("writing");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let result = import::import_regions(db, &files, &|n| bar.inc(n)).await;
+    bar.finish_and_clear();
+    match result {
+        Ok(s) => {
+            println!("{} regions read, {} written ({} unchanged)", s.read, s.written, s.read - s.written);
+            Ok(())
+        }
+        Err(ImportError::Lines(errors)) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            bail!("{} problem(s) found; nothing was imported", errors.len())
+        }
+        Err(ImportError::Tree(problems)) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            bail!("{} region(s) lack a parent; nothing was imported", problems.len())
+        }
+        Err(ImportError::Core(e)) => Err(e.into()),
+    }
+}
+
+/// Data lines of a CSV file (all lines but the header).
+fn bytecount_lines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count().saturating_sub(1) as u64
+}
+
+async fn user(db: &Db, cmd: UserCommand) -> Result<()> {
+    let op = auth::operator();
+    match cmd {
+        UserCommand::Create(c) => {
+            let (password, generated) = match std::env::var("SHUXIANG_NEW_PASSWORD") {
+                Ok(p) if !p.is_empty() => (p, false),
+                _ => (auth::generate_password(), true),
+            };
+            let roles = c
+                .roles
+                .iter()
+                .map(|r| {
+                    r.split_once(':')
+                        .map(|(role, scope)| GrantInput { role: role.into(), scope: scope.into() })
+                        .with_context(|| format!("--role {r:?} must be ROLE:SCOPE, e.g. official:360102"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let new = NewUser { username: c.username, password: password.clone(), display_name: c.display_name, phone: c.phone, roles };
+            let u = auth::create_user(db, &op, &shuxiang_core::auth::Actor::system("cli"), new).await?;
+            println!("created user {} (id {})", u.username, u.id);
+            if generated {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        UserCommand::List => {
+            for u in auth::list_users(db, &op).await? {
+                let roles: Vec<String> = u.roles.iter().map(|g| format!("{}:{}", g.role.as_str(), g.scope)).collect();
+                println!("{}\t{}\t{}\t{}{}", u.id, u.username, u.display_name, roles.join(","), if u.disabled { "\tdisabled" } else { "" });
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn token(db: &Db, cmd: TokenCommand) -> Result<()> {
+    let op = auth::operator();
+    let actor = shuxiang_core::auth::Actor::system("cli");
+    match cmd {
+        TokenCommand::Create { user, name, expires_in_days } => {
+            let owner = auth::principal_for_username(db, &user).await?;
+            let (t, secret) = auth::create_token(db, &owner, &actor, &name, expires_in_days).await?;
+            println!("token {} for {user}: {secret}", t.id);
+            println!("store it now; only its hash is kept.");
+        }
+        TokenCommand::List => {
+            for t in auth::list_tokens(db, &op).await? {
+                let state = if t.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\tuser {}\t{}\t{}…\t{state}", t.id, t.user_id, t.name, t.prefix);
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            auth::revoke_token(db, &op, &actor, id).await?;
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}

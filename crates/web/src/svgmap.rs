@@ -1,0 +1,1 @@
+//! SVG maps drawn on the server from stored boundaries.
