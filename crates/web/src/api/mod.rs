@@ -3,9 +3,9 @@
 //! document, so the two cannot disagree; the authorisation-matrix test walks
 //! the same list.
 
-mod audit;
-mod auth;
-mod regions;
+pub mod audit;
+pub mod auth;
+pub mod regions;
 mod tokens;
 mod users;
 
