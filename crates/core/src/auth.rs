@@ -845,57 +845,74 @@ pub async fn logout(db: &Db, principal: &Principal, token: &str, ip: Option<Stri
     tx.commit().await
 }
 
-/// Resolves a bearer secret (session or API token) to its principal.
+/// One row of the sign-in lookup: the user with one of their grants.
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    user_id: i64,
+    username: String,
+    display_name: String,
+    role: String,
+    scope: String,
+    last_used_at: Option<Timestamp>,
+    token_id: Option<i64>,
+}
+
+/// Resolves a bearer secret (session or API token) to its principal, in one
+/// query: credential, active user and grants joined, as it runs on every request.
 pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     let hash = hash_secret(secret);
     let at = now();
-    let (user_id, credential) = if secret.starts_with(SESSION_PREFIX) {
-        let q = Query::select()
-            .column(Sessions::UserId)
+    let mut q = Query::select();
+    q.expr_as(Expr::col((Users::Table, Users::Id)), "user_id")
+        .column((Users::Table, Users::Username))
+        .column((Users::Table, Users::DisplayName))
+        .column((UserRoles::Table, UserRoles::Role))
+        .column((UserRoles::Table, UserRoles::Scope))
+        .and_where(Expr::col((Users::Table, Users::Disabled)).eq(false));
+    let credential = if secret.starts_with(SESSION_PREFIX) {
+        q.expr_as(Expr::cust("NULL"), "last_used_at")
+            .expr_as(Expr::cust("NULL"), "token_id")
             .from(Sessions::Table)
-            .and_where(Expr::col(Sessions::TokenHash).eq(hash.as_str()))
-            .and_where(Expr::col(Sessions::ExpiresAt).gt(at))
-            .to_owned();
-        match db.fetch_optional::<(i64,)>(&q).await? {
-            Some((id,)) => (id, Credential::Session),
-            None => return Ok(None),
-        }
+            .inner_join(Users::Table, Expr::col((Users::Table, Users::Id)).equals((Sessions::Table, Sessions::UserId)))
+            .and_where(Expr::col((Sessions::Table, Sessions::TokenHash)).eq(hash.as_str()))
+            .and_where(Expr::col((Sessions::Table, Sessions::ExpiresAt)).gt(at));
+        Credential::Session
     } else if secret.starts_with(TOKEN_PREFIX) {
-        let q = Query::select()
-            .columns([ApiTokens::Id, ApiTokens::UserId])
-            .column(ApiTokens::LastUsedAt)
+        q.column((ApiTokens::Table, ApiTokens::LastUsedAt))
+            .expr_as(Expr::col((ApiTokens::Table, ApiTokens::Id)), "token_id")
             .from(ApiTokens::Table)
-            .and_where(Expr::col(ApiTokens::TokenHash).eq(hash.as_str()))
-            .and_where(Expr::col(ApiTokens::RevokedAt).is_null())
-            .and_where(Expr::col(ApiTokens::ExpiresAt).is_null().or(Expr::col(ApiTokens::ExpiresAt).gt(at)))
-            .to_owned();
-        match db.fetch_optional::<(i64, i64, Option<Timestamp>)>(&q).await? {
-            Some((token_id, uid, last)) => {
-                // Last use is kept to the minute, not written on every request.
-                if last.is_none_or(|l| at - l > Duration::minutes(1)) {
-                    let upd = Query::update()
-                        .table(ApiTokens::Table)
-                        .value(ApiTokens::LastUsedAt, at)
-                        .and_where(Expr::col(ApiTokens::Id).eq(token_id))
-                        .to_owned();
-                    db.execute(&upd).await?;
-                }
-                (uid, Credential::ApiToken)
-            }
-            None => return Ok(None),
-        }
+            .inner_join(Users::Table, Expr::col((Users::Table, Users::Id)).equals((ApiTokens::Table, ApiTokens::UserId)))
+            .and_where(Expr::col((ApiTokens::Table, ApiTokens::TokenHash)).eq(hash.as_str()))
+            .and_where(Expr::col((ApiTokens::Table, ApiTokens::RevokedAt)).is_null())
+            .and_where(
+                Expr::col((ApiTokens::Table, ApiTokens::ExpiresAt))
+                    .is_null()
+                    .or(Expr::col((ApiTokens::Table, ApiTokens::ExpiresAt)).gt(at)),
+            );
+        Credential::ApiToken
     } else {
         return Ok(None);
     };
-    let q = Query::select()
-        .columns(user_columns())
-        .from(Users::Table)
-        .and_where(Expr::col(Users::Id).eq(user_id))
-        .and_where(Expr::col(Users::Disabled).eq(false))
-        .to_owned();
-    let Some(row): Option<UserRow> = db.fetch_optional(&q).await? else { return Ok(None) };
-    let grants = grants_of(db, &[user_id]).await?.into_iter().map(|(_, g)| g).collect();
-    Ok(Some(Principal { user_id, username: row.username, display_name: row.display_name, grants, credential }))
+    // Joined after the credential table, so PostgreSQL sees `users` in scope.
+    q.inner_join(UserRoles::Table, Expr::col((UserRoles::Table, UserRoles::UserId)).equals((Users::Table, Users::Id)));
+    let rows: Vec<CredentialRow> = db.fetch_all(&q).await?;
+    let Some(first) = rows.first() else { return Ok(None) };
+    if let Some(token_id) = first.token_id {
+        // Last use is kept to the minute, not written on every request.
+        if first.last_used_at.is_none_or(|l| at - l > Duration::minutes(1)) {
+            let upd = Query::update()
+                .table(ApiTokens::Table)
+                .value(ApiTokens::LastUsedAt, at)
+                .and_where(Expr::col(ApiTokens::Id).eq(token_id))
+                .to_owned();
+            db.execute(&upd).await?;
+        }
+    }
+    let grants = rows
+        .iter()
+        .filter_map(|r| Some(Grant { role: Role::parse(&r.role).ok()?, scope: Scope::parse_stored(&r.scope) }))
+        .collect();
+    Ok(Some(Principal { user_id: first.user_id, username: first.username.clone(), display_name: first.display_name.clone(), grants, credential }))
 }
 
 /// The principal of an active user by username, for trusted operator tools

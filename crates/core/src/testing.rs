@@ -139,7 +139,7 @@ async fn prepare_pg_template(url: &str, template: &str) {
 /// Runs a test body once per configured backend: SQLite always, PostgreSQL
 /// when `SHUXIANG_TEST_PG` is set. The body sees `db: Db`.
 ///
-/// ```ignore
+/// ```text
 /// db_test!(async fn stores_things(db) { ... });
 /// db_test!([&MY_SLICE_MIGRATIONS] async fn stores_more(db) { ... });
 /// ```
