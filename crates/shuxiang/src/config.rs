@@ -43,8 +43,10 @@ impl Default for Config {
     }
 }
 
-/// Environment variables with the SHUXIANG_ prefix that are not settings.
-const NOT_SETTINGS: [&str; 3] = ["admin_password", "config", "test_pg"];
+/// The setting names, read off the defaults so the list cannot fall behind.
+fn setting_keys() -> Vec<String> {
+    toml::Table::try_from(Config::default()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+}
 
 /// Values given on the command line; `None` leaves the lower layers' value.
 #[derive(Debug, Default, Serialize)]
@@ -62,7 +64,11 @@ pub fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config,
     if let Some(path) = file {
         fig = fig.merge(Toml::file_exact(path));
     }
-    fig.merge(Env::prefixed("SHUXIANG_").ignore(&NOT_SETTINGS))
+    // Only variables naming a setting: SHUXIANG_ADMIN_PASSWORD and the test
+    // variables share the prefix but are not settings.
+    let keys = setting_keys();
+    let settings_env = Env::prefixed("SHUXIANG_").filter(move |k| keys.iter().any(|s| k.as_str().eq_ignore_ascii_case(s)));
+    fig.merge(settings_env)
         .merge(Serialized::defaults(flags))
         .extract()
 }
@@ -77,6 +83,7 @@ mod tests {
             jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\nsession_ttl_hours = 4\nlog = \"debug\"\n")?;
             jail.set_env("SHUXIANG_SESSION_TTL_HOURS", "6");
             jail.set_env("SHUXIANG_ADMIN_PASSWORD", "never a setting");
+            jail.set_env("SHUXIANG_TEST_MQTT", "mqtt://127.0.0.1:1883");
             let flags = Overrides { data_dir: Some("/tmp/x".into()), ..Default::default() };
             let c = load(Some(std::path::Path::new("s.toml")), &flags).expect("loads");
             assert_eq!(c.listen.to_string(), "127.0.0.1:9000", "file beats default");
