@@ -291,4 +291,46 @@ mod tests {
         }
         assert_eq!(VillageType::parse("urban").unwrap_err().code(), "invalid_village_type");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn parse_never_panics_and_accepts_only_code_lengths(s in "\\PC{0,16}") {
+                if let Ok(c) = RegionCode::parse(&s) {
+                    prop_assert!([2, 4, 6, 9, 12].contains(&c.as_str().len()));
+                    prop_assert!(c.as_str().bytes().all(|b| b.is_ascii_digit()));
+                }
+            }
+
+            #[test]
+            fn ancestors_are_prefixes_one_level_apart(s in "[1-9][0-9]{11}") {
+                let v = RegionCode::parse(&s).unwrap();
+                let chain = v.ancestors();
+                prop_assert_eq!(chain.len(), 4);
+                for (a, level) in chain.iter().zip(RegionLevel::ALL) {
+                    prop_assert_eq!(a.level(), level);
+                    prop_assert!(a.covers(&v));
+                    let (lo, hi) = a.subtree_range();
+                    prop_assert!(lo.as_str() <= v.as_str() && v.as_str() < hi.as_str());
+                }
+            }
+
+            #[test]
+            fn lookup_candidates_shrink_to_valid_codes(s in "[1-9][0-9]{1}(00|[0-9]{2})(00|[0-9]{2})(000|[0-9]{3})?(000|[0-9]{3})?") {
+                if let Ok(c) = RegionCode::parse(&s) {
+                    let cands = c.lookup_candidates();
+                    prop_assert_eq!(&cands[0], &c);
+                    for w in cands.windows(2) {
+                        prop_assert!(w[1].as_str().len() < w[0].as_str().len());
+                        prop_assert!(w[0].as_str().starts_with(w[1].as_str()));
+                        prop_assert!(w[0].as_str()[w[1].as_str().len()..].bytes().all(|b| b == b'0'));
+                    }
+                }
+            }
+        }
+    }
 }
