@@ -55,19 +55,24 @@ impl AuditEntry {
     }
 }
 
+/// Every column but the id, in insert order.
+fn entry_columns() -> [AuditLog; 8] {
+    [
+        AuditLog::At,
+        AuditLog::ActorId,
+        AuditLog::Actor,
+        AuditLog::Action,
+        AuditLog::Target,
+        AuditLog::Region,
+        AuditLog::Ip,
+        AuditLog::Detail,
+    ]
+}
+
 pub async fn record(tx: &mut Tx, actor: &Actor, event: AuditEvent<'_>) -> Result<()> {
     let q = Query::insert()
         .into_table(AuditLog::Table)
-        .columns([
-            AuditLog::At,
-            AuditLog::ActorId,
-            AuditLog::Actor,
-            AuditLog::Action,
-            AuditLog::Target,
-            AuditLog::Region,
-            AuditLog::Ip,
-            AuditLog::Detail,
-        ])
+        .columns(entry_columns())
         .values_panic([
             now().into(),
             actor.user_id.into(),
@@ -96,18 +101,9 @@ pub struct AuditQuery {
 /// (`None`: everything, for administrators of the whole country).
 pub async fn list(db: &Db, scopes: Option<&[Scope]>, filter: &AuditQuery) -> Result<Vec<AuditEntry>> {
     let mut q = Query::select();
-    q.columns([
-        AuditLog::Id,
-        AuditLog::At,
-        AuditLog::ActorId,
-        AuditLog::Actor,
-        AuditLog::Action,
-        AuditLog::Target,
-        AuditLog::Region,
-        AuditLog::Ip,
-        AuditLog::Detail,
-    ])
-    .from(AuditLog::Table)
+    q.column(AuditLog::Id)
+        .columns(entry_columns())
+        .from(AuditLog::Table)
     .order_by(AuditLog::Id, Order::Desc)
     .limit(filter.limit.clamp(1, 1000));
     if let Some(scopes) = scopes {

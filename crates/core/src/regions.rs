@@ -326,17 +326,22 @@ pub struct Boundary {
     pub max_lat: f64,
 }
 
+/// The stored fields of a boundary, in `Boundary`'s order.
+fn boundary_columns() -> [RegionBoundaries; 7] {
+    [
+        RegionBoundaries::Code,
+        RegionBoundaries::Geometry,
+        RegionBoundaries::Simplified,
+        RegionBoundaries::MinLon,
+        RegionBoundaries::MinLat,
+        RegionBoundaries::MaxLon,
+        RegionBoundaries::MaxLat,
+    ]
+}
+
 pub async fn boundary(db: &Db, code: &RegionCode) -> Result<Option<Boundary>> {
     let q = Query::select()
-        .columns([
-            RegionBoundaries::Code,
-            RegionBoundaries::Geometry,
-            RegionBoundaries::Simplified,
-            RegionBoundaries::MinLon,
-            RegionBoundaries::MinLat,
-            RegionBoundaries::MaxLon,
-            RegionBoundaries::MaxLat,
-        ])
+        .columns(boundary_columns())
         .from(RegionBoundaries::Table)
         .and_where(Expr::col(RegionBoundaries::Code).eq(code.as_str()))
         .to_owned();
@@ -368,16 +373,7 @@ pub async fn upsert_boundaries(db: &Db, rows: &[Boundary]) -> Result<u64> {
     for b in rows {
         let q = Query::insert()
             .into_table(RegionBoundaries::Table)
-            .columns([
-                RegionBoundaries::Code,
-                RegionBoundaries::Geometry,
-                RegionBoundaries::Simplified,
-                RegionBoundaries::MinLon,
-                RegionBoundaries::MinLat,
-                RegionBoundaries::MaxLon,
-                RegionBoundaries::MaxLat,
-                RegionBoundaries::UpdatedAt,
-            ])
+            .columns(boundary_columns().into_iter().chain([RegionBoundaries::UpdatedAt]))
             .values_panic([
                 b.code.as_str().into(),
                 b.geometry.as_str().into(),
@@ -390,15 +386,7 @@ pub async fn upsert_boundaries(db: &Db, rows: &[Boundary]) -> Result<u64> {
             ])
             .on_conflict(
                 OnConflict::column(RegionBoundaries::Code)
-                    .update_columns([
-                        RegionBoundaries::Geometry,
-                        RegionBoundaries::Simplified,
-                        RegionBoundaries::MinLon,
-                        RegionBoundaries::MinLat,
-                        RegionBoundaries::MaxLon,
-                        RegionBoundaries::MaxLat,
-                        RegionBoundaries::UpdatedAt,
-                    ])
+                    .update_columns(boundary_columns().into_iter().skip(1).chain([RegionBoundaries::UpdatedAt]))
                     .action_and_where(Expr::cust("region_boundaries.geometry <> excluded.geometry"))
                     .to_owned(),
             )
