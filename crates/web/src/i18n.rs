@@ -1,6 +1,9 @@
 //! UI languages: Chinese first, English second. Page texts live in one
 //! table per language so a missing translation is a compile error.
 
+use shuxiang_core::auth::Role;
+use shuxiang_core::{RegionLevel, VillageType};
+
 /// The language a page is rendered in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Lang {
@@ -44,6 +47,25 @@ impl Lang {
         match self {
             Self::Zh => &ZH,
             Self::En => &EN,
+        }
+    }
+
+    pub fn level_label(self, level: RegionLevel) -> &'static str {
+        let i = RegionLevel::ALL.iter().position(|l| *l == level).unwrap_or(0);
+        self.texts().level_names[i]
+    }
+
+    pub fn role_label(self, role: Role) -> &'static str {
+        let i = Role::ALL.iter().position(|r| *r == role).unwrap_or(0);
+        self.texts().role_names[i]
+    }
+
+    /// A village's class, or "not classified" when none is set.
+    pub fn village_type_label(self, vt: Option<VillageType>) -> &'static str {
+        match (vt, self) {
+            (Some(v), Self::Zh) => v.label_zh(),
+            (Some(v), Self::En) => v.label_en(),
+            (None, _) => self.texts().village_type_unset,
         }
     }
 }
@@ -103,6 +125,40 @@ pub struct Texts {
     pub forbidden: &'static str,
     pub not_found: &'static str,
     pub home: &'static str,
+    pub nav_regions: &'static str,
+    pub nav_users: &'static str,
+    pub nav_audit: &'static str,
+    pub nav_tokens: &'static str,
+    pub main_nav: &'static str,
+    /// Between a label and its value (full width in Chinese).
+    pub colon: &'static str,
+    pub breadcrumbs: &'static str,
+    pub search_results: &'static str,
+    pub region: &'static str,
+    pub outline: &'static str,
+    pub edit_village_type: &'static str,
+    pub detail: &'static str,
+    pub next_page: &'static str,
+    pub newest: &'static str,
+    pub no_entries: &'static str,
+    pub filter: &'static str,
+    pub status: &'static str,
+    pub active: &'static str,
+    pub created_at: &'static str,
+    pub never: &'static str,
+    pub prefix: &'static str,
+    pub owner: &'static str,
+    pub expires_in_days: &'static str,
+    pub user_created: &'static str,
+    pub scope_hint: &'static str,
+    pub optional: &'static str,
+    pub bad_request: &'static str,
+    pub server_error: &'static str,
+    pub back_home: &'static str,
+    /// Level names in the order of `RegionLevel::ALL`.
+    pub level_names: [&'static str; 5],
+    /// Role names in the order of `Role::ALL`.
+    pub role_names: [&'static str; 7],
 }
 
 pub static ZH: Texts = Texts {
@@ -159,6 +215,37 @@ pub static ZH: Texts = Texts {
     forbidden: "超出您的权限或管辖范围",
     not_found: "页面不存在",
     home: "首页",
+    nav_regions: "地区",
+    nav_users: "用户",
+    nav_audit: "审计",
+    nav_tokens: "令牌",
+    main_nav: "主导航",
+    colon: "：",
+    breadcrumbs: "位置",
+    search_results: "搜索结果",
+    region: "地区",
+    outline: "边界",
+    edit_village_type: "设置村庄类型",
+    detail: "详情",
+    next_page: "下一页",
+    newest: "最新",
+    no_entries: "暂无记录",
+    filter: "筛选",
+    status: "状态",
+    active: "正常",
+    created_at: "创建时间",
+    never: "永不",
+    prefix: "前缀",
+    owner: "用户编号",
+    expires_in_days: "有效天数（留空为永久）",
+    user_created: "用户已创建：",
+    scope_hint: "区划代码，如 360102；* 表示全国",
+    optional: "（选填）",
+    bad_request: "请求有误",
+    server_error: "服务器内部错误，已记录，请稍后再试",
+    back_home: "返回首页",
+    level_names: ["省", "市", "县（区）", "乡镇（街道）", "村（社区）"],
+    role_names: ["管理员", "政府工作人员", "村干部/信息员", "农资经营店", "农户/合作社", "物流/冷链", "专家"],
 };
 
 pub static EN: Texts = Texts {
@@ -215,4 +302,60 @@ pub static EN: Texts = Texts {
     forbidden: "Outside your role or region scope",
     not_found: "Page not found",
     home: "Home",
+    nav_regions: "Regions",
+    nav_users: "Users",
+    nav_audit: "Audit",
+    nav_tokens: "Tokens",
+    main_nav: "Main navigation",
+    colon: ": ",
+    breadcrumbs: "You are here",
+    search_results: "Search results",
+    region: "Region",
+    outline: "Boundary",
+    edit_village_type: "Set the village type",
+    detail: "Details",
+    next_page: "Next page",
+    newest: "Newest",
+    no_entries: "Nothing here yet",
+    filter: "Filter",
+    status: "Status",
+    active: "Active",
+    created_at: "Created",
+    never: "Never",
+    prefix: "Prefix",
+    owner: "User id",
+    expires_in_days: "Valid for days (empty: no expiry)",
+    user_created: "User created: ",
+    scope_hint: "Region code such as 360102; * for the whole country",
+    optional: "(optional)",
+    bad_request: "The request could not be processed",
+    server_error: "Internal error; it has been logged, please try again later",
+    back_home: "Back to the start page",
+    level_names: ["Province", "City", "County", "Township", "Village"],
+    role_names: ["Administrator", "Official", "Village staff", "Input dealer", "Farmer / cooperative", "Logistics / cold chain", "Expert"],
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_names_match_the_kernel() {
+        for level in RegionLevel::ALL {
+            assert_eq!(Lang::Zh.level_label(level), level.label_zh());
+        }
+        for role in Role::ALL {
+            assert_eq!(Lang::Zh.role_label(role), role.label_zh());
+        }
+        assert_eq!(Lang::En.level_label(RegionLevel::Township), "Township");
+        assert_eq!(Lang::En.role_label(Role::Official), "Official");
+    }
+
+    #[test]
+    fn village_types_have_both_languages() {
+        assert_eq!(Lang::Zh.village_type_label(Some(VillageType::Suburban)), "城郊融合类");
+        assert_eq!(Lang::En.village_type_label(Some(VillageType::Suburban)), "Suburban integration");
+        assert_eq!(Lang::Zh.village_type_label(None), "未分类");
+        assert_eq!(Lang::En.village_type_label(None), "Not classified");
+    }
+}

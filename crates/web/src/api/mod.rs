@@ -10,7 +10,7 @@ mod tokens;
 mod users;
 
 use axum::http::Method;
-use axum::routing::{get, MethodRouter};
+use axum::routing::{any, get, MethodRouter};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 use shuxiang_core::auth::Role;
@@ -59,7 +59,9 @@ pub fn router() -> Router<AppState> {
     for route in routes() {
         r = r.route(route.path, route.handler);
     }
-    r.fallback_service(Router::new().fallback(api_not_found).with_state(()))
+    // Unknown API paths answer in the API's JSON; other paths fall through to
+    // the pages' HTML 404.
+    r.route("/api/{*rest}", any(api_not_found))
 }
 
 async fn api_not_found(uri: axum::http::Uri) -> crate::error::AppError {

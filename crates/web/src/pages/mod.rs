@@ -1,9 +1,40 @@
-//! The web UI (server-rendered, Chinese first).
+//! The web UI: server-rendered pages in Chinese (English on request) that
+//! work without JavaScript and check roles and region scopes exactly as the
+//! API does, because they call the same functions.
+//!
+//! - `common`: layout data, the sign-in redirect, HTML error pages, the
+//!   language cookie, the stylesheet
+//! - `auth`: sign-in, sign-out, the start page
+//! - `regions`: region pages at every level, village types, search
+//! - `admin`: users, the audit log, API tokens
 
+mod admin;
+mod auth;
+mod common;
+mod regions;
+
+use axum::routing::{get, post};
 use axum::Router;
 
 use crate::state::AppState;
 
+async fn not_found(uri: axum::http::Uri) -> common::PageError {
+    common::PageError::not_found(format!("no page {}", uri.path()))
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(auth::home))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/regions/{code}", get(regions::region_page))
+        .route("/regions/{code}/village-type", post(regions::set_type))
+        .route("/search", get(regions::search))
+        .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/audit", get(admin::audit))
+        .route("/tokens", get(admin::tokens).post(admin::create_token))
+        .route("/tokens/{id}/revoke", post(admin::revoke_token))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(common::shell))
+        .route("/static/app.css", get(common::stylesheet))
 }

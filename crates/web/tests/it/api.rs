@@ -188,6 +188,10 @@ server_test!(async fn api_tokens_are_shown_once_and_revocable(srv) {
     assert_error(srv.call(Method::DELETE, "/api/v1/tokens/424242", Some(&staff), None).await, 404, "not_found").await;
 });
 
-server_test!(async fn unknown_api_routes_are_json_404(srv) {
+server_test!(async fn unknown_paths_are_404_json_under_the_api_and_html_elsewhere(srv) {
     assert_error(srv.call(Method::GET, "/api/v1/nothing/here", None, None).await, 404, "not_found").await;
+    let page = srv.call(Method::GET, "/nothing/here", None, None).await;
+    assert_eq!(page.status(), 404);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(page.text().await.unwrap().contains("<html"));
 });

@@ -4,4 +4,6 @@
 mod support;
 
 mod api;
+mod browser;
 mod matrix;
+mod pages;

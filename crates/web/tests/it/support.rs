@@ -6,7 +6,6 @@ use serde_json::{json, Value};
 use shuxiang_core::auth;
 use shuxiang_core::db::Backend;
 use shuxiang_core::testing::TestDb;
-use shuxiang_core::Db;
 use shuxiang_web::{AppState, WebConfig};
 use tokio::sync::oneshot;
 
@@ -15,7 +14,6 @@ pub const USER_PASSWORD: &str = "a long secret phrase";
 
 pub struct TestServer {
     pub base: String,
-    pub db: Db,
     test_db: Option<TestDb>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -38,7 +36,7 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        Some(Self { base: format!("http://{addr}"), db, test_db: Some(test_db), stop: Some(tx), task: Some(task) })
+        Some(Self { base: format!("http://{addr}"), test_db: Some(test_db), stop: Some(tx), task: Some(task) })
     }
 
     pub async fn stop(mut self) {
