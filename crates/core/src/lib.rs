@@ -6,6 +6,7 @@
 //! public functions here and never touch each other's tables.
 
 pub mod audit;
+pub mod cache;
 pub mod auth;
 pub mod db;
 pub mod error;

@@ -166,6 +166,7 @@ async fn serve(cfg: Config) -> Result<()> {
         session_ttl: chrono::Duration::hours(cfg.session_ttl_hours.max(1)),
         secure_cookies: cfg.secure_cookies,
         trust_forwarded_for: cfg.trust_forwarded_for,
+        cache_ttl: Duration::from_secs(cfg.cache_ttl_seconds),
     };
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,

@@ -65,8 +65,15 @@ impl FromRequestParts<AppState> for Auth {
         if from_cookie && !matches!(parts.method, Method::GET | Method::HEAD) && !same_origin(parts) {
             return Err(CoreError::Forbidden("cross-site request refused".into()).into());
         }
+        let key = auth::hash_secret(&secret);
+        if let Some(principal) = state.auth_cache.get(&key) {
+            return Ok(Auth { principal, secret });
+        }
         match auth::authenticate(&state.db, &secret).await? {
-            Some(principal) => Ok(Auth { principal, secret }),
+            Some(principal) => {
+                state.auth_cache.insert(key, principal.clone());
+                Ok(Auth { principal, secret })
+            }
             None => Err(CoreError::Unauthenticated.into()),
         }
     }

@@ -33,6 +33,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(pages::router())
         .merge(ops::router())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), state::forget_on_write))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

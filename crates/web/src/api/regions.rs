@@ -15,7 +15,7 @@ use shuxiang_core::{CoreError, RegionCode, RegionLevel, VillageType};
 use super::{Access, ApiRoute};
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiQuery, Auth, ClientIp};
-use crate::state::AppState;
+use crate::state::{AppState, CachedRegion};
 
 /// Roles that may classify villages.
 pub const VILLAGE_TYPE_EDITORS: &[Role] = &[Role::Admin, Role::Official];
@@ -92,19 +92,31 @@ pub fn region_json(r: &Region) -> Value {
     })
 }
 
-/// Parses the path code, finds the region and checks the caller may see it.
-pub async fn visible_region(state: &AppState, p: &Principal, raw: &str) -> ApiResult<Region> {
+/// The region and its ancestors, through the node's region cache.
+async fn cached_region(state: &AppState, raw: &str) -> ApiResult<CachedRegion> {
+    if let Some(hit) = state.region_cache.get(&raw.to_string()) {
+        return Ok(hit);
+    }
     let code = RegionCode::parse(raw)?;
     let region = regions::require(&state.db, &code).await?;
-    p.require_see(&region.code())?;
-    Ok(region)
+    let ancestors = regions::names(&state.db, &region.code().ancestors()).await?;
+    let entry = CachedRegion { region, ancestors };
+    state.region_cache.insert(raw.to_string(), entry.clone());
+    Ok(entry)
+}
+
+/// Parses the path code, finds the region and checks the caller may see it.
+pub async fn visible_region(state: &AppState, p: &Principal, raw: &str) -> ApiResult<Region> {
+    let entry = cached_region(state, raw).await?;
+    p.require_see(&entry.region.code())?;
+    Ok(entry.region)
 }
 
 async fn get_region(State(state): State<AppState>, a: Auth, Path(code): Path<String>) -> ApiResult<Json<Value>> {
-    let region = visible_region(&state, &a.principal, &code).await?;
-    let ancestors = regions::names(&state.db, &region.code().ancestors()).await?;
-    let mut body = region_json(&region);
-    body["ancestors"] = ancestors.into_iter().map(|(code, name)| json!({"code": code, "name": name})).collect();
+    let entry = cached_region(&state, &code).await?;
+    a.principal.require_see(&entry.region.code())?;
+    let mut body = region_json(&entry.region);
+    body["ancestors"] = entry.ancestors.iter().map(|(code, name)| json!({"code": code, "name": name})).collect();
     Ok(Json(body))
 }
 
