@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditEvent};
+use crate::cache;
 use crate::db::{on_unique, Db, Tx};
 use crate::error::{CoreError, Result};
 use crate::region::RegionCode;
@@ -196,6 +197,8 @@ pub struct Principal {
     pub display_name: String,
     pub grants: Vec<Grant>,
     pub credential: Credential,
+    /// When the session or token stops working (`None`: never).
+    pub expires_at: Option<Timestamp>,
 }
 
 impl Principal {
@@ -720,6 +723,7 @@ pub async fn update_user(db: &Db, admin: &Principal, actor: &Actor, id: i64, upd
         },
     )
     .await?;
+    cache::bump(&mut tx, cache::AUTH).await?;
     tx.commit().await?;
     get_user(db, admin, id).await
 }
@@ -832,7 +836,14 @@ pub async fn login(db: &Db, username: &str, password: &str, ip: &str, ttl: Durat
     Ok(SignedIn {
         token,
         expires_at,
-        principal: Principal { user_id: row.id, username: row.username, display_name: row.display_name, grants, credential: Credential::Session },
+        principal: Principal {
+            user_id: row.id,
+            username: row.username,
+            display_name: row.display_name,
+            grants,
+            credential: Credential::Session,
+            expires_at: Some(expires_at),
+        },
     })
 }
 
@@ -842,6 +853,7 @@ pub async fn logout(db: &Db, principal: &Principal, token: &str, ip: Option<Stri
     let del = Query::delete().from_table(Sessions::Table).and_where(Expr::col(Sessions::TokenHash).eq(hash_secret(token))).to_owned();
     tx.execute(&del).await?;
     audit::record(&mut tx, &principal.actor(ip), AuditEvent { action: "auth.logout", target: format!("user:{}", principal.user_id), region: None, detail: serde_json::json!({}) }).await?;
+    cache::bump(&mut tx, cache::AUTH).await?;
     tx.commit().await
 }
 
@@ -855,6 +867,7 @@ struct CredentialRow {
     scope: String,
     last_used_at: Option<Timestamp>,
     token_id: Option<i64>,
+    expires_at: Option<Timestamp>,
 }
 
 /// Resolves a bearer secret (session or API token) to its principal, in one
@@ -872,6 +885,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     let credential = if secret.starts_with(SESSION_PREFIX) {
         q.expr_as(Expr::cust("NULL"), "last_used_at")
             .expr_as(Expr::cust("NULL"), "token_id")
+            .column((Sessions::Table, Sessions::ExpiresAt))
             .from(Sessions::Table)
             .inner_join(Users::Table, Expr::col((Users::Table, Users::Id)).equals((Sessions::Table, Sessions::UserId)))
             .and_where(Expr::col((Sessions::Table, Sessions::TokenHash)).eq(hash.as_str()))
@@ -880,6 +894,7 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     } else if secret.starts_with(TOKEN_PREFIX) {
         q.column((ApiTokens::Table, ApiTokens::LastUsedAt))
             .expr_as(Expr::col((ApiTokens::Table, ApiTokens::Id)), "token_id")
+            .column((ApiTokens::Table, ApiTokens::ExpiresAt))
             .from(ApiTokens::Table)
             .inner_join(Users::Table, Expr::col((Users::Table, Users::Id)).equals((ApiTokens::Table, ApiTokens::UserId)))
             .and_where(Expr::col((ApiTokens::Table, ApiTokens::TokenHash)).eq(hash.as_str()))
@@ -912,7 +927,14 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
         .iter()
         .filter_map(|r| Some(Grant { role: Role::parse(&r.role).ok()?, scope: Scope::parse_stored(&r.scope) }))
         .collect();
-    Ok(Some(Principal { user_id: first.user_id, username: first.username.clone(), display_name: first.display_name.clone(), grants, credential }))
+    Ok(Some(Principal {
+        user_id: first.user_id,
+        username: first.username.clone(),
+        display_name: first.display_name.clone(),
+        grants,
+        credential,
+        expires_at: first.expires_at,
+    }))
 }
 
 /// The principal of an active user by username, for trusted operator tools
@@ -926,7 +948,7 @@ pub async fn principal_for_username(db: &Db, username: &str) -> Result<Principal
         .to_owned();
     let row: UserRow = db.fetch_optional(&q).await?.ok_or_else(|| CoreError::NotFound(format!("no active user {username:?}")))?;
     let grants = grants_of(db, &[row.id]).await?.into_iter().map(|(_, g)| g).collect();
-    Ok(Principal { user_id: row.id, username: row.username, display_name: row.display_name, grants, credential: Credential::ApiToken })
+    Ok(Principal { user_id: row.id, username: row.username, display_name: row.display_name, grants, credential: Credential::ApiToken, expires_at: None })
 }
 
 /// The platform operator at the console: a national administrator that is
@@ -938,6 +960,7 @@ pub fn operator() -> Principal {
         display_name: "console operator".into(),
         grants: vec![Grant { role: Role::Admin, scope: Scope::All }],
         credential: Credential::ApiToken,
+        expires_at: None,
     }
 }
 
@@ -1012,6 +1035,7 @@ pub async fn revoke_token(db: &Db, viewer: &Principal, actor: &Actor, id: i64) -
         .to_owned();
     tx.execute(&upd).await?;
     audit::record(&mut tx, actor, AuditEvent { action: "token.revoke", target: format!("token:{id}"), region: None, detail: serde_json::json!({"name": token.name}) }).await?;
+    cache::bump(&mut tx, cache::AUTH).await?;
     tx.commit().await
 }
 
@@ -1029,6 +1053,7 @@ mod tests {
                 .map(|(r, s)| Grant { role: *r, scope: if *s == "*" { Scope::All } else { Scope::Region(RegionCode::parse(s).unwrap()) } })
                 .collect(),
             credential: Credential::Session,
+            expires_at: None,
         }
     }
 

@@ -1,12 +1,53 @@
-//! A small time-bounded cache for data read on nearly every request
-//! (who a bearer token belongs to, region rows). Entries expire after a fixed
-//! TTL, so on a multi-node deployment another node's change shows within the
-//! TTL; the node making a change clears its own cache at once.
+//! Caching of data read on nearly every request (who a bearer token belongs
+//! to, region rows): a small time-bounded map, and generation counters that
+//! every change bumps in its own transaction, so each node can notice with
+//! one cheap query that its cache is stale.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use sea_query::{Expr, ExprTrait, Iden, OnConflict, Query};
+
+use crate::db::{Db, Tx};
+use crate::error::Result;
+
+#[derive(Iden)]
+enum CacheGenerations {
+    Table,
+    Name,
+    Generation,
+}
+
+/// Sessions, tokens, users and their roles.
+pub const AUTH: &str = "auth";
+/// Regions, village types and boundaries.
+pub const REGIONS: &str = "regions";
+
+/// Marks the cached data called `name` as changed; call inside the
+/// transaction that changes it.
+pub async fn bump(tx: &mut Tx, name: &str) -> Result<()> {
+    let q = Query::insert()
+        .into_table(CacheGenerations::Table)
+        .columns([CacheGenerations::Name, CacheGenerations::Generation])
+        .values_panic([name.into(), 1i64.into()])
+        .on_conflict(
+            OnConflict::column(CacheGenerations::Name)
+                .value(CacheGenerations::Generation, Expr::col((CacheGenerations::Table, CacheGenerations::Generation)).add(1))
+                .to_owned(),
+        )
+        .to_owned();
+    tx.execute(&q).await?;
+    Ok(())
+}
+
+/// Every generation counter, by name.
+pub async fn generations(db: &Db) -> Result<HashMap<String, i64>> {
+    let q = Query::select().columns([CacheGenerations::Name, CacheGenerations::Generation]).from(CacheGenerations::Table).to_owned();
+    let rows: Vec<(String, i64)> = db.fetch_all(&q).await?;
+    Ok(rows.into_iter().collect())
+}
 
 pub struct TtlCache<K, V> {
     ttl: Duration,

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use sea_query::{Expr, ExprTrait, Iden, LikeExpr, OnConflict, Order, Query};
 use serde::Serialize;
 
+use crate::cache;
 use crate::db::{Db, Tx};
 use crate::error::{CoreError, Result};
 use crate::region::{RegionCode, RegionLevel, VillageType};
@@ -201,7 +202,7 @@ pub async fn set_village_type(tx: &mut Tx, code: &RegionCode, vt: Option<Village
     if tx.execute(&q).await? == 0 {
         return Err(CoreError::NotFound(format!("no region with code {code}")));
     }
-    Ok(())
+    cache::bump(tx, cache::REGIONS).await
 }
 
 pub async fn count(db: &Db) -> Result<i64> {
@@ -254,6 +255,7 @@ pub async fn upsert(db: &Db, records: &[RegionRecord], progress: &(dyn Fn(u64) +
         progress(chunk.len() as u64);
     }
     refresh_counts(&mut tx).await?;
+    cache::bump(&mut tx, cache::REGIONS).await?;
     tx.commit().await?;
     Ok(written)
 }
@@ -393,6 +395,7 @@ pub async fn upsert_boundaries(db: &Db, rows: &[Boundary]) -> Result<u64> {
             .to_owned();
         written += tx.execute(&q).await?;
     }
+    cache::bump(&mut tx, cache::REGIONS).await?;
     tx.commit().await?;
     Ok(written)
 }

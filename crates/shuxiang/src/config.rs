@@ -25,7 +25,8 @@ pub struct Config {
     pub secure_cookies: bool,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     pub trust_forwarded_for: bool,
-    /// Seconds a node may reuse a token's or region's lookup (0: no cache).
+    /// Longest a node reuses a token's or region's lookup (0: no cache);
+    /// changes anywhere are noticed within a second regardless.
     pub cache_ttl_seconds: u64,
     /// Log filter, e.g. `info` or `shuxiang_web=debug,info`.
     pub log: String,
@@ -40,7 +41,7 @@ impl Default for Config {
             session_ttl_hours: 12,
             secure_cookies: false,
             trust_forwarded_for: false,
-            cache_ttl_seconds: 5,
+            cache_ttl_seconds: 60,
             log: "info".into(),
         }
     }

@@ -65,9 +65,12 @@ impl FromRequestParts<AppState> for Auth {
         if from_cookie && !matches!(parts.method, Method::GET | Method::HEAD) && !same_origin(parts) {
             return Err(CoreError::Forbidden("cross-site request refused".into()).into());
         }
+        state.sync_caches().await;
         let key = auth::hash_secret(&secret);
         if let Some(principal) = state.auth_cache.get(&key) {
-            return Ok(Auth { principal, secret });
+            if principal.expires_at.is_none_or(|t| t > shuxiang_core::time::now()) {
+                return Ok(Auth { principal, secret });
+            }
         }
         match auth::authenticate(&state.db, &secret).await? {
             Some(principal) => {

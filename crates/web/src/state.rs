@@ -1,6 +1,8 @@
 //! What every handler can reach: the database, the web settings and metrics.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::{Request, State};
 use axum::http::Method;
@@ -8,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Duration;
 use shuxiang_core::auth::Principal;
-use shuxiang_core::cache::TtlCache;
+use shuxiang_core::cache::{self, TtlCache};
 use shuxiang_core::db::{SliceMigrations, CORE_MIGRATIONS};
 use shuxiang_core::regions::Region;
 use shuxiang_core::Db;
@@ -26,7 +28,8 @@ pub struct WebConfig {
     /// you control; otherwise clients could forge it to dodge rate limits).
     pub trust_forwarded_for: bool,
     /// How long a node may reuse what it read about a bearer token or a
-    /// region before asking the database again; zero disables caching.
+    /// region at most; zero disables caching. Changes are noticed sooner,
+    /// through the generation counters (see [`CACHE_SYNC_INTERVAL`]).
     pub cache_ttl: std::time::Duration,
 }
 
@@ -36,7 +39,7 @@ impl Default for WebConfig {
             session_ttl: Duration::hours(12),
             secure_cookies: false,
             trust_forwarded_for: false,
-            cache_ttl: std::time::Duration::from_secs(5),
+            cache_ttl: std::time::Duration::from_secs(60),
         }
     }
 }
@@ -48,8 +51,19 @@ pub struct CachedRegion {
     pub ancestors: Vec<(String, String)>,
 }
 
-/// Entries each cache holds at most.
-const CACHE_CAPACITY: usize = 50_000;
+/// Entries each cache holds at most (all of China has 665,276 regions; the
+/// hot set of a province fits many times over).
+const CACHE_CAPACITY: usize = 200_000;
+
+/// How often a node asks whether another node changed cached data: the
+/// longest a sign-out, revocation or edit elsewhere goes unnoticed here.
+pub const CACHE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The generation counters this node last saw, and when it looked.
+struct SeenGenerations {
+    checked: Instant,
+    seen: HashMap<String, i64>,
+}
 
 #[derive(Clone)]
 pub struct AppState {
@@ -61,7 +75,8 @@ pub struct AppState {
     /// Principals by SHA-256 of their bearer secret.
     pub auth_cache: Arc<TtlCache<String, Principal>>,
     /// Regions by the code as requested.
-    pub region_cache: Arc<TtlCache<String, CachedRegion>>,
+    pub region_cache: Arc<TtlCache<String, Arc<CachedRegion>>>,
+    generations: Arc<tokio::sync::Mutex<SeenGenerations>>,
 }
 
 impl AppState {
@@ -74,7 +89,39 @@ impl AppState {
             migrations: Arc::new(all_migrations()),
             auth_cache: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
             region_cache: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
+            generations: Arc::new(tokio::sync::Mutex::new(SeenGenerations {
+                checked: Instant::now() - CACHE_SYNC_INTERVAL,
+                seen: HashMap::new(),
+            })),
         }
+    }
+
+    /// Drops cached data that another node changed: at most once per
+    /// [`CACHE_SYNC_INTERVAL`] one request reads the generation counters;
+    /// requests arriving meanwhile do not wait for it.
+    pub async fn sync_caches(&self) {
+        let Ok(mut g) = self.generations.try_lock() else { return };
+        if g.checked.elapsed() < CACHE_SYNC_INTERVAL {
+            return;
+        }
+        let current = match cache::generations(&self.db).await {
+            Ok(c) => c,
+            Err(e) => {
+                // Without the counters nothing cached can be trusted.
+                tracing::warn!(error = %e, "cache generations unreadable; clearing caches");
+                self.auth_cache.clear();
+                self.region_cache.clear();
+                return;
+            }
+        };
+        if current.get(cache::AUTH) != g.seen.get(cache::AUTH) {
+            self.auth_cache.clear();
+        }
+        if current.get(cache::REGIONS) != g.seen.get(cache::REGIONS) {
+            self.region_cache.clear();
+        }
+        g.seen = current;
+        g.checked = Instant::now();
     }
 }
 

@@ -1,6 +1,8 @@
 //! Regions over the API: lookup with descendant counts, children, search,
 //! boundaries as GeoJSON, and village types (集聚提升/城郊融合/特色保护/搬迁撤并).
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::routing::get;
@@ -93,14 +95,15 @@ pub fn region_json(r: &Region) -> Value {
 }
 
 /// The region and its ancestors, through the node's region cache.
-async fn cached_region(state: &AppState, raw: &str) -> ApiResult<CachedRegion> {
+async fn cached_region(state: &AppState, raw: &str) -> ApiResult<Arc<CachedRegion>> {
+    state.sync_caches().await;
     if let Some(hit) = state.region_cache.get(&raw.to_string()) {
         return Ok(hit);
     }
     let code = RegionCode::parse(raw)?;
     let region = regions::require(&state.db, &code).await?;
     let ancestors = regions::names(&state.db, &region.code().ancestors()).await?;
-    let entry = CachedRegion { region, ancestors };
+    let entry = Arc::new(CachedRegion { region, ancestors });
     state.region_cache.insert(raw.to_string(), entry.clone());
     Ok(entry)
 }
@@ -109,7 +112,7 @@ async fn cached_region(state: &AppState, raw: &str) -> ApiResult<CachedRegion> {
 pub async fn visible_region(state: &AppState, p: &Principal, raw: &str) -> ApiResult<Region> {
     let entry = cached_region(state, raw).await?;
     p.require_see(&entry.region.code())?;
-    Ok(entry.region)
+    Ok(entry.region.clone())
 }
 
 async fn get_region(State(state): State<AppState>, a: Auth, Path(code): Path<String>) -> ApiResult<Json<Value>> {

@@ -195,3 +195,19 @@ server_test!(async fn unknown_paths_are_404_json_under_the_api_and_html_elsewher
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(page.text().await.unwrap().contains("<html"));
 });
+
+server_test!(async fn another_node_notices_changes_within_the_sync_interval(srv) {
+    let b = srv.another_node().await;
+    let official = srv.user_with("donghu", "official", "360102").await;
+    let village = "/api/v1/regions/360102002001";
+    // Node B caches the session and the region.
+    assert_eq!(b.json(Method::GET, village, Some(&official), None, 200).await["village_type"], Value::Null);
+    srv.json(Method::PATCH, village, Some(&official), Some(json!({"village_type": "suburban"})), 200).await;
+    tokio::time::sleep(shuxiang_web::state::CACHE_SYNC_INTERVAL + std::time::Duration::from_millis(200)).await;
+    assert_eq!(b.json(Method::GET, village, Some(&official), None, 200).await["village_type"], "suburban");
+    // Sign-out on node A ends the session on node B too.
+    assert_eq!(srv.call(Method::POST, "/api/v1/auth/logout", Some(&official), None).await.status(), 204);
+    tokio::time::sleep(shuxiang_web::state::CACHE_SYNC_INTERVAL + std::time::Duration::from_millis(200)).await;
+    assert_error(b.call(Method::GET, "/api/v1/auth/me", Some(&official), None).await, 401, "unauthenticated").await;
+    b.stop().await;
+});

@@ -6,6 +6,7 @@ use serde_json::{json, Value};
 use shuxiang_core::auth;
 use shuxiang_core::db::Backend;
 use shuxiang_core::testing::TestDb;
+use shuxiang_core::Db;
 use shuxiang_web::{AppState, WebConfig};
 use tokio::sync::oneshot;
 
@@ -14,6 +15,7 @@ pub const USER_PASSWORD: &str = "a long secret phrase";
 
 pub struct TestServer {
     pub base: String,
+    db: Db,
     test_db: Option<TestDb>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -25,6 +27,17 @@ impl TestServer {
         let test_db = TestDb::new(backend, &[]).await?;
         let db = test_db.db.clone();
         auth::ensure_admin(&db, Some(ADMIN_PASSWORD)).await.expect("bootstrap admin");
+        let mut server = Self::serve(db).await;
+        server.test_db = Some(test_db);
+        Some(server)
+    }
+
+    /// A second node over the same database, as in a scale-out deployment.
+    pub async fn another_node(&self) -> Self {
+        Self::serve(self.db.clone()).await
+    }
+
+    async fn serve(db: Db) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let state = AppState::new(db.clone(), WebConfig::default());
@@ -36,7 +49,7 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        Some(Self { base: format!("http://{addr}"), test_db: Some(test_db), stop: Some(tx), task: Some(task) })
+        Self { base: format!("http://{addr}"), db, test_db: None, stop: Some(tx), task: Some(task) }
     }
 
     pub async fn stop(mut self) {
