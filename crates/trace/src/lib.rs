@@ -1,0 +1,16 @@
+//! 追溯 traceability: the pure building blocks of the trace slice.
+//!
+//! - `label_code`: the 32-digit pesticide label code of MOA announcement
+//!   No. 2579 and the QR content carrying it
+//! - `epcis_hash`: the standard EPCIS 2.0 event hash ID (CBV 2.0 canonical
+//!   pre-hash, `ni:///sha-256;…?ver=CBV2.0`)
+//! - `merkle`: RFC 6962 / RFC 9162 Merkle tree hashing, inclusion and
+//!   consistency proofs
+//! - `checkpoint`: signed checkpoints in the C2SP signed-note format (Ed25519)
+//!
+//! Storage, API routes and pages of the slice build on these.
+
+pub mod checkpoint;
+pub mod epcis_hash;
+pub mod label_code;
+pub mod merkle;

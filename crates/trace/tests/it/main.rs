@@ -1,0 +1,4 @@
+mod checkpoint;
+mod epcis_hash;
+mod label_code;
+mod merkle;
