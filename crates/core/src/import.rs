@@ -176,18 +176,12 @@ fn parse_one(file: &RegionFile, records: &mut Vec<RegionRecord>, errors: &mut Ve
             errors.push(err(line, "name", "the name is empty".into()));
             continue;
         }
-        if let Some((pcol, pidx)) = parent {
-            if let Some(i) = pidx {
-                let given = row.get(i).unwrap_or("").trim();
-                let derived = code.parent().map(|p| p.to_string()).unwrap_or_default();
-                if given != derived {
-                    errors.push(err(
-                        line,
-                        pcol,
-                        format!("parent {given:?} does not match code {code} (expected {derived})"),
-                    ));
-                    continue;
-                }
+        if let Some((pcol, Some(i))) = parent {
+            let given = row.get(i).unwrap_or("").trim();
+            let derived = code.parent().map(|p| p.to_string()).unwrap_or_default();
+            if given != derived {
+                errors.push(err(line, pcol, format!("parent {given:?} does not match code {code} (expected {derived})")));
+                continue;
             }
         }
         records.push(RegionRecord { code, name: name.to_string() });

@@ -22,7 +22,8 @@ pub struct TestDb {
 }
 
 enum Cleanup {
-    Dir(#[allow(dead_code)] tempfile::TempDir),
+    /// Holds the directory until the test ends; dropping it deletes the file.
+    Dir { _keep: tempfile::TempDir },
     Schema { url: String, schema: String },
 }
 
@@ -77,7 +78,7 @@ impl TestDb {
         let mut all = vec![&CORE_MIGRATIONS];
         all.extend_from_slice(slices);
         db.migrate(&all).await.expect("migrate");
-        Self { db, cleanup: Cleanup::Dir(dir) }
+        Self { db, cleanup: Cleanup::Dir { _keep: dir } }
     }
 
     /// `None` when `SHUXIANG_TEST_PG` is not set.

@@ -67,10 +67,10 @@ impl FromRequestParts<AppState> for Auth {
         }
         state.sync_caches().await;
         let key = auth::hash_secret(&secret);
-        if let Some(principal) = state.auth_cache.get(&key) {
-            if principal.expires_at.is_none_or(|t| t > shuxiang_core::time::now()) {
-                return Ok(Auth { principal, secret });
-            }
+        if let Some(principal) = state.auth_cache.get(&key)
+            && principal.expires_at.is_none_or(|t| t > shuxiang_core::time::now())
+        {
+            return Ok(Auth { principal, secret });
         }
         match auth::authenticate(&state.db, &secret).await? {
             Some(principal) => {
