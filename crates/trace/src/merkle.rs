@@ -18,7 +18,7 @@ use thiserror::Error;
 /// A SHA-256 digest: a leaf hash, an interior node hash or a tree root.
 pub type Hash = [u8; 32];
 
-/// Length in bytes of a [`Hash`].
+/// Length in bytes of a [`Hash`](type@Hash).
 pub const HASH_LEN: usize = 32;
 
 /// Why a proof could not be generated, or failed to verify.

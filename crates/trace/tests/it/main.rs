@@ -1,3 +1,7 @@
+//! Integration tests of the trace slice: label codes, EPCIS hash IDs against
+//! the GS1 reference vectors, Merkle proofs against the RFC 6962 vectors,
+//! signed checkpoints.
+
 mod checkpoint;
 mod epcis_hash;
 mod label_code;
