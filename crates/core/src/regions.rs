@@ -117,6 +117,35 @@ pub async fn resolve(db: &Db, code: &RegionCode) -> Result<Option<Region>> {
     Ok(candidates.iter().find_map(|c| found.iter().find(|r| r.code == c.as_str()).cloned()))
 }
 
+/// [`resolve`] and the found region's ancestors' (code, name), in one query:
+/// the candidates and all their ancestors are read together.
+pub async fn resolve_with_ancestors(db: &Db, code: &RegionCode) -> Result<Option<(Region, Vec<(String, String)>)>> {
+    let candidates = code.lookup_candidates();
+    let mut wanted: Vec<String> = Vec::new();
+    for c in &candidates {
+        wanted.push(c.to_string());
+        wanted.extend(c.ancestors().iter().map(|a| a.to_string()));
+    }
+    wanted.sort();
+    wanted.dedup();
+    let q = Query::select()
+        .columns(region_columns())
+        .from(Regions::Table)
+        .and_where(Expr::col(Regions::Code).is_in(wanted))
+        .to_owned();
+    let found: Vec<Region> = db.fetch_all(&q).await?;
+    let Some(region) = candidates.iter().find_map(|c| found.iter().find(|r| r.code == c.as_str())) else {
+        return Ok(None);
+    };
+    let ancestors = region
+        .code()
+        .ancestors()
+        .iter()
+        .filter_map(|a| found.iter().find(|r| r.code == a.as_str()).map(|r| (r.code.clone(), r.name.clone())))
+        .collect();
+    Ok(Some((region.clone(), ancestors)))
+}
+
 /// Like [`resolve`], but a missing region is a 404.
 pub async fn require(db: &Db, code: &RegionCode) -> Result<Region> {
     resolve(db, code).await?.ok_or_else(|| CoreError::NotFound(format!("no region with code {code}")))

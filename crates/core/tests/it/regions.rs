@@ -156,3 +156,13 @@ shuxiang_core::db_test!(async fn bad_files_name_the_line_and_field_and_write_not
     assert!(matches!(import_dir(&db, orphan.path()).await, Err(ImportError::Tree(_))));
     assert!(regions::get(&db, &rc("130101")).await.unwrap().is_none());
 });
+
+shuxiang_core::db_test!(async fn resolve_with_ancestors_reads_the_chain(db) {
+    let (v, chain) = regions::resolve_with_ancestors(&db, &rc("360102002001")).await.unwrap().unwrap();
+    assert_eq!(v.name, "民巷社区居委会");
+    let names: Vec<&str> = chain.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, ["江西省", "南昌市", "东湖区", "滕王阁街道"]);
+    let (city, chain) = regions::resolve_with_ancestors(&db, &rc("360100")).await.unwrap().unwrap();
+    assert_eq!((city.code.as_str(), chain.len()), ("3601", 1));
+    assert!(regions::resolve_with_ancestors(&db, &rc("369999")).await.unwrap().is_none());
+});

@@ -101,8 +101,9 @@ async fn cached_region(state: &AppState, raw: &str) -> ApiResult<Arc<CachedRegio
         return Ok(hit);
     }
     let code = RegionCode::parse(raw)?;
-    let region = regions::require(&state.db, &code).await?;
-    let ancestors = regions::names(&state.db, &region.code().ancestors()).await?;
+    let (region, ancestors) = regions::resolve_with_ancestors(&state.db, &code)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no region with code {code}")))?;
     let entry = Arc::new(CachedRegion { region, ancestors });
     state.region_cache.insert(raw.to_string(), entry.clone());
     Ok(entry)
