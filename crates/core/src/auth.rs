@@ -627,7 +627,9 @@ pub async fn list_users(db: &Db, viewer: &Principal) -> Result<Vec<User>> {
         .collect())
 }
 
-fn may_administer(viewer: &Principal, user: &User) -> bool {
+/// Whether `viewer` may change `user`: an administrator whose scopes cover
+/// every scope the user holds.
+pub fn may_administer(viewer: &Principal, user: &User) -> bool {
     let mine: Vec<&Scope> = viewer.grants.iter().filter(|g| g.role == Role::Admin).map(|g| &g.scope).collect();
     viewer.is_national_admin() || (!user.roles.is_empty() && user.roles.iter().all(|g| mine.iter().any(|m| g.scope.within(m))))
 }

@@ -1,6 +1,6 @@
 //! Administration pages: users (list for administrators and officials,
-//! creation for administrators), the audit log, and the viewer's own API
-//! tokens. Each calls the same kernel functions as the API, so the scope
+//! creation and editing for administrators), the audit log, and the
+//! viewer's own API tokens. Each calls the same kernel functions as the API, so the scope
 //! rules are the same ones.
 
 use std::collections::HashMap;
@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
-use shuxiang_core::auth::{self, Grant, GrantInput, NewUser, Role, Scope};
+use shuxiang_core::auth::{self, Grant, GrantInput, NewUser, Role, Scope, User, UserUpdate};
 use shuxiang_core::{regions, CoreError, RegionCode};
 
 use super::common::{encode_query_value, local_time, non_empty, render, Chrome, PageError, PageForm, PageQuery, PageResult, Signed};
@@ -41,6 +41,9 @@ fn inline(e: AppError) -> Result<(StatusCode, String), PageError> {
 // ---- users ----
 
 pub struct UserRow {
+    pub id: i64,
+    /// The viewer may change this user: the name links to the edit page.
+    pub editable: bool,
     pub username: String,
     pub display_name: String,
     pub phone: String,
@@ -78,16 +81,18 @@ struct UsersPage {
     roles: Vec<RoleOption>,
     form: UserForm,
     error: Option<String>,
-    created: Option<String>,
+    /// "用户已创建：liuyang" after a redirect from a form.
+    notice: Option<String>,
 }
 
 #[derive(Deserialize)]
 pub struct UsersQuery {
     created: Option<String>,
+    updated: Option<String>,
 }
 
 /// "政府工作人员 · 东湖区 (360102)" for each grant, names looked up at once.
-async fn grant_labels(state: &AppState, lang: Lang, users: &[auth::User]) -> Result<HashMap<i64, Vec<String>>, CoreError> {
+async fn grant_labels(state: &AppState, lang: Lang, users: &[User]) -> Result<HashMap<i64, Vec<String>>, CoreError> {
     let mut codes: Vec<RegionCode> = users
         .iter()
         .flat_map(|u| &u.roles)
@@ -112,13 +117,15 @@ async fn grant_labels(state: &AppState, lang: Lang, users: &[auth::User]) -> Res
     Ok(users.iter().map(|u| (u.id, u.roles.iter().map(label).collect())).collect())
 }
 
-async fn users_page(state: &AppState, s: &Signed, form: UserForm, error: Option<String>, created: Option<String>) -> Result<UsersPage, PageError> {
+async fn users_page(state: &AppState, s: &Signed, form: UserForm, error: Option<String>, notice: Option<String>) -> Result<UsersPage, PageError> {
     let p = &s.auth.principal;
     let users = auth::list_users(&state.db, p).await?;
     let mut labels = grant_labels(state, s.lang, &users).await?;
     let rows = users
         .into_iter()
         .map(|u| UserRow {
+            id: u.id,
+            editable: auth::may_administer(p, &u),
             grants: labels.remove(&u.id).unwrap_or_default(),
             username: u.username,
             display_name: u.display_name,
@@ -130,12 +137,15 @@ async fn users_page(state: &AppState, s: &Signed, form: UserForm, error: Option<
         .into_iter()
         .map(|r| RoleOption { value: r.as_str(), label: s.lang.role_label(r), selected: r.as_str() == form.role })
         .collect();
-    Ok(UsersPage { c: s.chrome(), users: rows, can_create: p.require_role(&[Role::Admin]).is_ok(), roles, form, error, created })
+    Ok(UsersPage { c: s.chrome(), users: rows, can_create: p.require_role(&[Role::Admin]).is_ok(), roles, form, error, notice })
 }
 
 pub async fn users(State(state): State<AppState>, s: Signed, PageQuery(q): PageQuery<UsersQuery>) -> PageResult {
-    let created = non_empty(&q.created).map(str::to_string);
-    let page = users_page(&state, &s, UserForm::default(), None, created).await?;
+    let t = s.lang.texts();
+    let notice = non_empty(&q.created)
+        .map(|n| format!("{}{n}", t.user_created))
+        .or_else(|| non_empty(&q.updated).map(|n| format!("{}{n}", t.user_updated)));
+    let page = users_page(&state, &s, UserForm::default(), None, notice).await?;
     render(StatusCode::OK, &page)
 }
 
@@ -155,6 +165,154 @@ pub async fn create_user(State(state): State<AppState>, s: Signed, ip: ClientIp,
             let form = UserForm { password: String::new(), ..form };
             let page = users_page(&state, &s, form, Some(message), None).await?;
             render(status, &page)
+        }
+    }
+}
+
+// ---- editing a user ----
+
+/// The edit form as posted, and as shown again after an error.
+#[derive(Deserialize)]
+pub struct UserEditForm {
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    password: String,
+    /// One `role:scope` per line.
+    #[serde(default)]
+    roles: String,
+    /// A checkbox: browsers send it only when ticked.
+    disabled: Option<String>,
+}
+
+impl UserEditForm {
+    fn of(user: &User) -> Self {
+        let roles: Vec<String> = user.roles.iter().map(|g| format!("{}:{}", g.role.as_str(), g.scope)).collect();
+        Self {
+            display_name: user.display_name.clone(),
+            phone: user.phone.clone().unwrap_or_default(),
+            password: String::new(),
+            roles: roles.join("\n"),
+            disabled: user.disabled.then(|| "on".to_string()),
+        }
+    }
+
+    fn disabled(&self) -> bool {
+        self.disabled.is_some()
+    }
+
+    /// Only what differs from `user` is sent, so the audit entry names the
+    /// real changes. An emptied phone field clears a stored number; left
+    /// empty when there was none, it changes nothing. The roles are always
+    /// sent: the field lists them all.
+    fn changes(&self, user: &User, roles: Vec<GrantInput>) -> UserUpdate {
+        let display_name = self.display_name.trim();
+        let phone = self.phone.trim();
+        UserUpdate {
+            display_name: (display_name != user.display_name).then(|| display_name.to_string()),
+            password: (!self.password.is_empty()).then(|| self.password.clone()),
+            phone: (phone != user.phone.as_deref().unwrap_or("")).then(|| phone.to_string()),
+            disabled: (self.disabled() != user.disabled).then_some(self.disabled()),
+            roles: Some(roles),
+        }
+    }
+}
+
+/// The roles field: one `role:scope` per line, blank lines ignored. Role
+/// names and code shapes are checked here to name the line at fault; the
+/// kernel then checks that regions exist and lie within the editor's scope.
+fn parse_roles(lang: Lang, text: &str) -> Result<Vec<GrantInput>, CoreError> {
+    let t = lang.texts();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let at_line = |message: &str| CoreError::invalid("invalid_role_line", format!("{}{message}", t.role_line.replace("{line}", &(i + 1).to_string())));
+        // A Chinese input method types the full-width colon.
+        let Some((role, scope)) = line.split_once(':').or_else(|| line.split_once('：')) else {
+            return Err(at_line(t.role_line_format));
+        };
+        let (role, scope) = (role.trim(), scope.trim());
+        Role::parse(role).map_err(|e| at_line(&e.to_string()))?;
+        if scope != "*" {
+            RegionCode::parse(scope).map_err(|e| at_line(&e.to_string()))?;
+        }
+        out.push(GrantInput { role: role.to_string(), scope: scope.to_string() });
+    }
+    Ok(out)
+}
+
+/// Value and name of each role, for the hint beside the roles field.
+pub struct RoleHint {
+    pub value: &'static str,
+    pub label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "user_edit.html")]
+struct UserEditPage {
+    c: Chrome,
+    id: i64,
+    username: String,
+    created: String,
+    form: UserEditForm,
+    role_hints: Vec<RoleHint>,
+    error: Option<String>,
+}
+
+fn user_edit_page(s: &Signed, user: &User, form: UserEditForm, error: Option<String>) -> UserEditPage {
+    let role_hints = Role::ALL.into_iter().map(|r| RoleHint { value: r.as_str(), label: s.lang.role_label(r) }).collect();
+    UserEditPage {
+        c: s.chrome(),
+        id: user.id,
+        username: user.username.clone(),
+        created: local_time(&user.created_at),
+        form,
+        role_hints,
+        error,
+    }
+}
+
+/// The user behind `/admin/users/{id}`, if the viewer may change them:
+/// 400 for an id that is not a number, 404 for no such user, 403 otherwise.
+async fn user_to_edit(state: &AppState, s: &Signed, id: &str) -> Result<User, PageError> {
+    let p = &s.auth.principal;
+    p.require_role(&[Role::Admin])?;
+    let id: i64 = id.parse().map_err(|_| CoreError::malformed("invalid_id", format!("user id {id:?} is not a number")))?;
+    let user = auth::get_user(&state.db, p, id).await?;
+    if !auth::may_administer(p, &user) {
+        return Err(CoreError::Forbidden(format!("user {id} is outside your scope")).into());
+    }
+    Ok(user)
+}
+
+pub async fn edit_user(State(state): State<AppState>, s: Signed, Path(id): Path<String>) -> PageResult {
+    let user = user_to_edit(&state, &s, &id).await?;
+    render(StatusCode::OK, &user_edit_page(&s, &user, UserEditForm::of(&user), None))
+}
+
+pub async fn save_user(State(state): State<AppState>, s: Signed, ip: ClientIp, Path(id): Path<String>, PageForm(form): PageForm<UserEditForm>) -> PageResult {
+    let user = user_to_edit(&state, &s, &id).await?;
+    let saved = match parse_roles(s.lang, &form.roles) {
+        Ok(roles) => auth::update_user(&state.db, &s.auth.principal, &s.auth.actor(&ip), user.id, form.changes(&user, roles)).await,
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(user) => Ok(Redirect::to(&format!("/admin/users?updated={}", encode_query_value(&user.username))).into_response()),
+        Err(e) => {
+            let e = AppError(e);
+            // Scopes the editor may not grant, or a user gone meanwhile, are
+            // refusals like the edit page's own, not slips in the form.
+            if matches!(e.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
+                return Err(e.into());
+            }
+            let (status, message) = inline(e)?;
+            let form = UserEditForm { password: String::new(), ..form };
+            render(status, &user_edit_page(&s, &user, form, Some(message)))
         }
     }
 }

@@ -6,7 +6,7 @@
 //!   language cookie, the stylesheet
 //! - `auth`: sign-in, sign-out, the start page
 //! - `regions`: region pages at every level, village types, search
-//! - `admin`: users, the audit log, API tokens
+//! - `admin`: users (list, creation, editing), the audit log, API tokens
 
 mod admin;
 mod auth;
@@ -31,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/regions/{code}/village-type", post(regions::set_type))
         .route("/search", get(regions::search))
         .route("/admin/users", get(admin::users).post(admin::create_user))
+        .route("/admin/users/{id}", get(admin::edit_user).post(admin::save_user))
         .route("/admin/audit", get(admin::audit))
         .route("/tokens", get(admin::tokens).post(admin::create_token))
         .route("/tokens/{id}/revoke", post(admin::revoke_token))

@@ -329,7 +329,7 @@ server_test!(async fn users_page_by_role(srv) {
     let html = admin.page(srv, "/admin/users", 200).await;
     assert!(html.contains("<form method=\"post\" action=\"/admin/users\""), "admins get the create form");
     let table = element(&html, "users", "</table>");
-    assert!(table.contains("<td>donghu</td>") && table.contains("政府工作人员 · 东湖区 (360102)"), "{table}");
+    assert!(table.contains(">donghu</a></td>") && table.contains("政府工作人员 · 东湖区 (360102)"), "{table}");
 
     // Invalid input comes back inline with 422, keeping what was typed.
     let weak = [("username", "liuyang"), ("display_name", "刘洋"), ("password", "short"), ("phone", ""), ("role", "official"), ("scope", "360102")];
@@ -365,6 +365,162 @@ server_test!(async fn users_page_by_role(srv) {
     let farmer_home = farmer.page(srv, "/regions/360102", 200).await;
     assert!(!farmer_home.contains("href=\"/admin/users\"") && farmer_home.contains("href=\"/tokens\""));
     assert!(list.contains("href=\"/admin/users\"") && list.contains("href=\"/admin/audit\""));
+});
+
+/// The id of `username`, as the API lists it to the national administrator.
+async fn user_id(srv: &TestServer, admin_token: &str, username: &str) -> i64 {
+    let list = srv.json(Method::GET, "/api/v1/users", Some(admin_token), None, 200).await;
+    list["users"].as_array().unwrap().iter().find(|u| u["username"] == username).unwrap_or_else(|| panic!("no user {username}"))["id"].as_i64().unwrap()
+}
+
+/// The edit form's fields as a browser posts them (the checkbox only when
+/// ticked).
+fn edit_form<'a>(display_name: &'a str, phone: &'a str, password: &'a str, roles: &'a str, disabled: bool) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![("display_name", display_name), ("phone", phone), ("password", password), ("roles", roles)];
+    if disabled {
+        form.push(("disabled", "on"));
+    }
+    form
+}
+
+server_test!(async fn admin_edits_a_user(srv) {
+    let donghu_token = srv.user_with("donghu", "official", "360102").await;
+    let admin_token = srv.admin_token().await;
+    let id = user_id(srv, &admin_token, "donghu").await;
+    let edit = format!("/admin/users/{id}");
+    let admin = sign_in(srv, "admin", ADMIN_PASSWORD).await;
+
+    // The list links each name to its edit page.
+    let list = admin.page(srv, "/admin/users", 200).await;
+    assert!(element(&list, "users", "</table>").contains(&format!("<a href=\"{edit}\">donghu</a>")), "{list}");
+
+    // The form comes filled in, roles one per line, with hints in both languages.
+    let html = admin.page(srv, &edit, 200).await;
+    let form = element(&html, "user-edit", "</form>");
+    assert!(form.contains(&format!("action=\"{edit}\"")) && form.contains("name=\"display_name\" value=\"donghu\""), "{form}");
+    assert!(form.contains("value=\"13912345678\"") && form.contains(">official:360102</textarea>"), "{form}");
+    assert!(form.contains("<code>village_staff</code> 村干部/信息员") && form.contains("每行一个“角色:范围”"), "{form}");
+    assert!(form.contains("name=\"disabled\" value=\"on\">"), "not ticked: {form}");
+    let en = admin.page(srv, &format!("{edit}?lang=en"), 200).await;
+    assert!(en.contains("One role:scope per line") && en.contains("<code>village_staff</code> Village staff"), "{en}");
+
+    // New name and roles, disabled: the API shows it and the user's
+    // session is over.
+    let roles = "official:360102\r\n\r\nvillage_staff：360102002001\r\n";
+    let r = admin.post(srv, &edit, &edit_form(" 王东湖 ", "13912345678", "", roles, true)).await;
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/admin/users?updated=donghu".to_string()));
+    let after = admin.page(srv, "/admin/users?updated=donghu", 200).await;
+    assert!(after.contains("用户已更新：donghu") && after.contains("王东湖"), "{after}");
+    let stored = srv.json(Method::GET, &format!("/api/v1/users/{id}"), Some(&admin_token), None, 200).await;
+    assert_eq!(stored["display_name"], "王东湖");
+    assert_eq!(stored["disabled"], true);
+    assert_eq!(stored["phone"], "13912345678", "an unchanged phone stays");
+    let grants: BTreeSet<String> = stored["roles"].as_array().unwrap().iter().map(|g| format!("{}:{}", g["role"].as_str().unwrap(), g["scope"].as_str().unwrap())).collect();
+    assert_eq!(grants, BTreeSet::from(["official:360102".to_string(), "village_staff:360102002001".to_string()]));
+    assert_eq!(srv.call(Method::GET, "/api/v1/auth/me", Some(&donghu_token), None).await.status(), 401);
+    assert!(admin.page(srv, &edit, 200).await.contains("name=\"disabled\" value=\"on\" checked>"));
+
+    // An unticked box enables the user again; an emptied phone is cleared;
+    // a new password works at once.
+    let form = edit_form("王东湖", "", "another long secret", "official:360102", false);
+    assert_eq!(admin.post(srv, &edit, &form).await.status(), 303);
+    let stored = srv.json(Method::GET, &format!("/api/v1/users/{id}"), Some(&admin_token), None, 200).await;
+    assert_eq!((stored["disabled"].clone(), stored["phone"].clone()), (Value::Bool(false), Value::Null));
+    assert_eq!(stored["roles"].as_array().unwrap().len(), 1);
+    sign_in(srv, "donghu", "another long secret").await;
+
+    // The edit is audited under the administrator, with the client address.
+    let audit = admin.page(srv, "/admin/audit?action=user.update", 200).await;
+    let table = element(&audit, "audit", "</table>");
+    assert_eq!(table.matches("<code>user.update</code>").count(), 2, "{table}");
+    assert!(table.contains(&format!("user:{id}")) && table.contains("127.0.0.1"), "{table}");
+});
+
+server_test!(async fn user_edit_form_errors(srv) {
+    srv.user_with("donghu", "official", "360102").await;
+    let admin_token = srv.admin_token().await;
+    let id = user_id(srv, &admin_token, "donghu").await;
+    let edit = format!("/admin/users/{id}");
+    let admin = sign_in(srv, "admin", ADMIN_PASSWORD).await;
+
+    // Each slip shows the form again with 422 and what was typed, never
+    // the password.
+    let cases = [
+        ("official:360102\nofficial 360103", "", "角色与范围第 2 行：应写作“角色:范围”"),
+        ("official:360102\n\nboss:360102", "", "角色与范围第 3 行：role &#34;boss&#34; is not one of"),
+        ("official:36x", "", "角色与范围第 1 行：region code &#34;36x&#34; must be"),
+        ("official:369999", "", "scope 369999 is not a known region"),
+        ("", "", "a user needs at least one role"),
+        ("official:360102", "short", "at least 10 characters"),
+    ];
+    for (roles, password, message) in cases {
+        let r = admin.post(srv, &edit, &edit_form("改过的名字", "13912345678", password, roles, false)).await;
+        assert_eq!(r.status(), 422, "{roles:?}");
+        let body = r.text().await.unwrap();
+        assert!(body.contains("class=\"alert\"") && body.contains(message), "{message}: {body}");
+        assert!(body.contains("value=\"改过的名字\"") && body.contains(&format!(">{roles}</textarea>")), "{body}");
+        assert!(!body.contains("value=\"short\""));
+    }
+    let stored = srv.json(Method::GET, &format!("/api/v1/users/{id}"), Some(&admin_token), None, 200).await;
+    assert_eq!(stored["display_name"], "donghu", "nothing was saved");
+
+    // In English the line is named in English.
+    let r = admin.post(srv, &format!("{edit}?lang=en"), &edit_form("donghu", "", "", "official", false)).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("Roles and scopes, line 1: expected role:scope"));
+
+    // The administrator cannot disable themselves or drop their own admin role.
+    let me = srv.json(Method::GET, "/api/v1/auth/me", Some(&admin_token), None, 200).await;
+    let mine = format!("/admin/users/{}", me["user_id"].as_i64().unwrap());
+    let own = admin.page(srv, &mine, 200).await;
+    assert!(own.contains(">admin:*</textarea>"), "{own}");
+    for (roles, disabled) in [("admin:*", true), ("official:36", false)] {
+        let r = admin.post(srv, &mine, &edit_form("系统管理员 Administrator", "", "", roles, disabled)).await;
+        assert_eq!(r.status(), 422);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("you cannot disable yourself or remove your own admin role"), "{body}");
+    }
+    srv.json(Method::GET, "/api/v1/auth/me", Some(&admin_token), None, 200).await;
+
+    // Ids that are not numbers or not users are error pages.
+    error_page(admin.get(srv, "/admin/users/donghu").await, 400).await;
+    error_page(admin.post(srv, "/admin/users/donghu", &edit_form("x", "", "", "official:36", false)).await, 400).await;
+    error_page(admin.get(srv, "/admin/users/999999").await, 404).await;
+});
+
+server_test!(async fn user_edit_follows_role_and_scope(srv) {
+    srv.user_with("donghu", "official", "360102").await;
+    srv.user_with("nanchang", "admin", "3601").await;
+    srv.user_with("fuliang", "official", "3602").await;
+    let admin_token = srv.admin_token().await;
+    let donghu = format!("/admin/users/{}", user_id(srv, &admin_token, "donghu").await);
+    let fuliang = format!("/admin/users/{}", user_id(srv, &admin_token, "fuliang").await);
+    let form = edit_form("改名", "", "", "official:360102", true);
+
+    // Officials read the list without edit links, and cannot edit.
+    let official = sign_in(srv, "donghu", USER_PASSWORD).await;
+    let list = official.page(srv, "/admin/users", 200).await;
+    assert!(list.contains("<td>donghu</td>") && !list.contains("href=\"/admin/users/"), "{list}");
+    error_page(official.get(srv, &donghu).await, 403).await;
+    assert!(error_page(official.post(srv, &donghu, &form).await, 403).await.contains("超出您的权限或管辖范围"));
+
+    // The Nanchang administrator edits Nanchang users only, and grants
+    // only within Nanchang.
+    let city = sign_in(srv, "nanchang", USER_PASSWORD).await;
+    let list = city.page(srv, "/admin/users", 200).await;
+    assert!(list.contains(&format!("<a href=\"{donghu}\">donghu</a>")) && !list.contains("fuliang"), "{list}");
+    error_page(city.get(srv, &fuliang).await, 403).await;
+    error_page(city.post(srv, &fuliang, &form).await, 403).await;
+    error_page(city.post(srv, &donghu, &edit_form("donghu", "", "", "official:3602", false)).await, 403).await;
+    city.page(srv, &donghu, 200).await;
+
+    let stored = srv.json(Method::GET, "/api/v1/users", Some(&admin_token), None, 200).await;
+    for u in stored["users"].as_array().unwrap() {
+        assert_eq!(u["disabled"], false, "{u}");
+        assert_ne!(u["display_name"], "改名");
+    }
+    let r = city.post(srv, &donghu, &form).await;
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/admin/users?updated=donghu".to_string()));
 });
 
 server_test!(async fn audit_log_pages_back(srv) {
