@@ -1,4 +1,4 @@
-//! 追溯 traceability: the pure building blocks of the trace slice.
+//! 追溯 traceability: the building blocks of the trace slice.
 //!
 //! - `label_code`: the 32-digit pesticide label code of MOA announcement
 //!   No. 2579 and the QR content carrying it
@@ -7,10 +7,13 @@
 //! - `merkle`: RFC 6962 / RFC 9162 Merkle tree hashing, inclusion and
 //!   consistency proofs
 //! - `checkpoint`: signed checkpoints in the C2SP signed-note format (Ed25519)
+//! - `log_store`: the persisted log on SQLite / PostgreSQL: appends, proofs,
+//!   published checkpoints and the integrity audit
 //!
-//! Storage, API routes and pages of the slice build on these.
+//! API routes and pages of the slice build on these.
 
 pub mod checkpoint;
 pub mod epcis_hash;
 pub mod label_code;
+pub mod log_store;
 pub mod merkle;

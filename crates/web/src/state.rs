@@ -140,5 +140,5 @@ pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: 
 
 /// The migrations of the kernel and every slice, in the order they run.
 pub fn all_migrations() -> Vec<&'static SliceMigrations> {
-    vec![&CORE_MIGRATIONS]
+    vec![&CORE_MIGRATIONS, &shuxiang_trace::log_store::TRACE_MIGRATIONS]
 }

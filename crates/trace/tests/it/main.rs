@@ -5,4 +5,5 @@
 mod checkpoint;
 mod epcis_hash;
 mod label_code;
+mod log_store;
 mod merkle;

@@ -24,7 +24,7 @@ pub struct TestServer {
 impl TestServer {
     /// `None` for PostgreSQL when SHUXIANG_TEST_PG is not set.
     pub async fn start(backend: Backend) -> Option<Self> {
-        let test_db = TestDb::new(backend, &[]).await?;
+        let test_db = TestDb::new(backend, &shuxiang_web::state::all_migrations()).await?;
         let db = test_db.db.clone();
         auth::ensure_admin(&db, Some(ADMIN_PASSWORD)).await.expect("bootstrap admin");
         let mut server = Self::serve(db).await;
