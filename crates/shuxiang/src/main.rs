@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shuxiang_core::auth::{self, GrantInput, NewUser};
 use shuxiang_core::import::{self, ImportError};
 use shuxiang_core::Db;
-use shuxiang_web::{AppState, WebConfig};
+use shuxiang_web::WebConfig;
 
 use crate::config::{Config, Overrides};
 
@@ -123,7 +123,7 @@ async fn open_db(cfg: &Config) -> Result<Db> {
         // The URL may hold a password: never echo it.
         Db::open(&cfg.database).await.context("connecting to the configured PostgreSQL database")?
     };
-    db.migrate(&shuxiang_web::state::all_migrations()).await.context("applying migrations")?;
+    db.migrate(&shuxiang_web::all_migrations()).await.context("applying migrations")?;
     Ok(db)
 }
 
@@ -174,7 +174,7 @@ async fn serve(cfg: Config) -> Result<()> {
     };
     let addr = listener.local_addr()?;
     println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
-    let state = AppState::new(db.clone(), web);
+    let state = shuxiang_web::new_state(db.clone(), web);
     shuxiang_web::serve(listener, state, shutdown_signal()).await?;
     db.close().await;
     Ok(())

@@ -1,16 +1,15 @@
-//! Shuxiang's HTTP face: the JSON API under `/api/v1`, the server-rendered
-//! web UI, operations endpoints, and the router that composes each slice's
-//! routes. Handlers here stay thin: rules live in the kernel and the slices.
+//! Shuxiang's HTTP face: assembles the kernel's and each slice's JSON routes
+//! under `/api/v1`, the server-rendered web UI and the operations endpoints
+//! into one app. Handlers stay thin: rules live in the kernel and the slices;
+//! the shared HTTP pieces are in `shuxiang-http`.
 
 pub mod api;
-pub mod error;
-pub mod extract;
-pub mod i18n;
-pub mod metrics;
 pub mod ops;
 pub mod pages;
-pub mod state;
 pub mod svgmap;
+
+// The HTTP kernel's modules, under the paths the kernel's own routes use.
+pub use shuxiang_http::{error, extract, i18n, metrics, state};
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -20,8 +19,18 @@ use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
-pub use error::AppError;
-pub use state::{AppState, WebConfig};
+pub use shuxiang_http::{AppError, AppState, WebConfig};
+use shuxiang_core::db::{SliceMigrations, CORE_MIGRATIONS};
+
+/// The migrations of the kernel and every slice, in the order they run.
+pub fn all_migrations() -> Vec<&'static SliceMigrations> {
+    vec![&CORE_MIGRATIONS, &shuxiang_trace::log_store::TRACE_MIGRATIONS]
+}
+
+/// Application state over `db` with every slice's migrations known to `/readyz`.
+pub fn new_state(db: shuxiang_core::Db, config: WebConfig) -> AppState {
+    AppState::new(db, config, all_migrations())
+}
 
 /// Request bodies above this are refused before any handler runs (the
 /// largest legitimate body today is a user with its roles).

@@ -9,39 +9,13 @@ pub mod regions;
 mod tokens;
 mod users;
 
-use axum::http::Method;
-use axum::routing::{any, get, MethodRouter};
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use shuxiang_core::auth::Role;
+
+pub use shuxiang_http::route::{Access, ApiRoute};
 
 use crate::state::AppState;
-
-/// Who may call a route, as documented (each handler enforces it).
-#[derive(Debug, Clone, Copy)]
-pub enum Access {
-    Public,
-    /// Any signed-in user; data is still limited to their scope.
-    Authenticated,
-    /// One of these roles, over a scope covering the region concerned.
-    Roles(&'static [Role]),
-}
-
-/// One API route: its contract for the OpenAPI document and its handler.
-pub struct ApiRoute {
-    pub method: Method,
-    /// axum path syntax, e.g. `/api/v1/regions/{code}`.
-    pub path: &'static str,
-    pub summary: &'static str,
-    pub tag: &'static str,
-    pub access: Access,
-    /// JSON Schema of the request body, if it takes one.
-    pub body: Option<Value>,
-    /// Query parameters: (name, description).
-    pub query: &'static [(&'static str, &'static str)],
-    pub ok_status: u16,
-    pub handler: MethodRouter<AppState>,
-}
 
 /// Every API route of the kernel; slices add theirs here with one line.
 pub fn routes() -> Vec<ApiRoute> {

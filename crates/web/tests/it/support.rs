@@ -7,7 +7,7 @@ use shuxiang_core::auth;
 use shuxiang_core::db::Backend;
 use shuxiang_core::testing::TestDb;
 use shuxiang_core::Db;
-use shuxiang_web::{AppState, WebConfig};
+use shuxiang_web::WebConfig;
 use tokio::sync::oneshot;
 
 pub const ADMIN_PASSWORD: &str = "admin password 1";
@@ -24,7 +24,7 @@ pub struct TestServer {
 impl TestServer {
     /// `None` for PostgreSQL when SHUXIANG_TEST_PG is not set.
     pub async fn start(backend: Backend) -> Option<Self> {
-        let test_db = TestDb::new(backend, &shuxiang_web::state::all_migrations()).await?;
+        let test_db = TestDb::new(backend, &shuxiang_web::all_migrations()).await?;
         let db = test_db.db.clone();
         auth::ensure_admin(&db, Some(ADMIN_PASSWORD)).await.expect("bootstrap admin");
         let mut server = Self::serve(db).await;
@@ -40,7 +40,7 @@ impl TestServer {
     async fn serve(db: Db) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let state = AppState::new(db.clone(), WebConfig::default());
+        let state = shuxiang_web::new_state(db.clone(), WebConfig::default());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             shuxiang_web::serve(listener, state, async move {

@@ -11,7 +11,7 @@ use axum::response::Response;
 use chrono::Duration;
 use shuxiang_core::auth::Principal;
 use shuxiang_core::cache::{self, TtlCache};
-use shuxiang_core::db::{SliceMigrations, CORE_MIGRATIONS};
+use shuxiang_core::db::SliceMigrations;
 use shuxiang_core::regions::Region;
 use shuxiang_core::Db;
 
@@ -80,13 +80,14 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: Db, config: WebConfig) -> Self {
+    /// `migrations`: every slice's, in the order they run (for `/readyz`).
+    pub fn new(db: Db, config: WebConfig, migrations: Vec<&'static SliceMigrations>) -> Self {
         let ttl = config.cache_ttl;
         Self {
             db,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
-            migrations: Arc::new(all_migrations()),
+            migrations: Arc::new(migrations),
             auth_cache: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
             region_cache: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
             generations: Arc::new(tokio::sync::Mutex::new(SeenGenerations {
@@ -138,7 +139,3 @@ pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: 
     resp
 }
 
-/// The migrations of the kernel and every slice, in the order they run.
-pub fn all_migrations() -> Vec<&'static SliceMigrations> {
-    vec![&CORE_MIGRATIONS, &shuxiang_trace::log_store::TRACE_MIGRATIONS]
-}
