@@ -12,6 +12,10 @@ pub enum CoreError {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
+    /// Not found (404) for a reason clients must tell apart from a plain
+    /// `not_found`, e.g. an event logged but not yet covered by a checkpoint.
+    #[error("{message}")]
+    Missing { code: &'static str, message: String },
     /// The write would break a uniqueness rule (409).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -45,6 +49,10 @@ impl CoreError {
         Self::Invalid { code, message: message.into() }
     }
 
+    pub fn missing(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Missing { code, message: message.into() }
+    }
+
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::Conflict { code, message: message.into() }
     }
@@ -52,7 +60,9 @@ impl CoreError {
     /// The stable code clients see in `{"error": ...}`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Malformed { code, .. } | Self::Invalid { code, .. } | Self::Conflict { code, .. } => code,
+            Self::Malformed { code, .. } | Self::Invalid { code, .. } | Self::Missing { code, .. } | Self::Conflict { code, .. } => {
+                code
+            }
             Self::NotFound(_) => "not_found",
             Self::Unauthenticated => "unauthenticated",
             Self::BadCredentials => "bad_credentials",

@@ -17,7 +17,7 @@ impl AppError {
         match &self.0 {
             CoreError::Malformed { .. } => StatusCode::BAD_REQUEST,
             CoreError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            CoreError::NotFound(_) => StatusCode::NOT_FOUND,
+            CoreError::NotFound(_) | CoreError::Missing { .. } => StatusCode::NOT_FOUND,
             CoreError::Conflict { .. } => StatusCode::CONFLICT,
             CoreError::Unauthenticated | CoreError::BadCredentials => StatusCode::UNAUTHORIZED,
             CoreError::Forbidden(_) => StatusCode::FORBIDDEN,

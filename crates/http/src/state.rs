@@ -1,4 +1,5 @@
-//! What every handler can reach: the database, the web settings and metrics.
+//! What every handler can reach: the database, the web settings, metrics
+//! and the state of capability slices.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +77,12 @@ pub struct AppState {
     pub auth_cache: Arc<TtlCache<String, Principal>>,
     /// Regions by the code as requested.
     pub region_cache: Arc<TtlCache<String, Arc<CachedRegion>>>,
+    /// Each slice's own state, one value per type (e.g. the trace log's
+    /// signing key). A type map because this crate cannot name slice types:
+    /// slices depend on it, not the other way round. Set while assembling
+    /// the app with [`with_slice`](Self::with_slice), read with
+    /// [`slice`](Self::slice).
+    pub slices: Arc<axum::http::Extensions>,
     generations: Arc<tokio::sync::Mutex<SeenGenerations>>,
 }
 
@@ -90,11 +97,24 @@ impl AppState {
             migrations: Arc::new(migrations),
             auth_cache: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
             region_cache: Arc::new(TtlCache::new(ttl, CACHE_CAPACITY)),
+            slices: Arc::new(axum::http::Extensions::new()),
             generations: Arc::new(tokio::sync::Mutex::new(SeenGenerations {
                 checked: Instant::now() - CACHE_SYNC_INTERVAL,
                 seen: HashMap::new(),
             })),
         }
+    }
+
+    /// Adds a slice's state, replacing any earlier value of the same type.
+    pub fn with_slice<T: Clone + Send + Sync + 'static>(mut self, value: T) -> Self {
+        Arc::make_mut(&mut self.slices).insert(value);
+        self
+    }
+
+    /// The slice state of type `T`; `None` if the app was assembled without
+    /// it, which handlers report as an internal error.
+    pub fn slice<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.slices.get::<T>()
     }
 
     /// Drops cached data that another node changed: at most once per

@@ -28,6 +28,12 @@ pub struct Config {
     /// Longest a node reuses a token's or region's lookup (0: no cache);
     /// changes anywhere are noticed within a second regardless.
     pub cache_ttl_seconds: u64,
+    /// Origin line of the trace log's checkpoints; also the name of a
+    /// signing key generated on first start.
+    pub trace_log_origin: String,
+    /// Seconds between attempts to sign a checkpoint of the trace log (one
+    /// is only stored when the log grew); 0 disables publishing on this node.
+    pub trace_checkpoint_interval_seconds: u64,
     /// Log filter, e.g. `info` or `shuxiang_web=debug,info`.
     pub log: String,
 }
@@ -42,6 +48,8 @@ impl Default for Config {
             secure_cookies: false,
             trust_forwarded_for: false,
             cache_ttl_seconds: 60,
+            trace_log_origin: "shuxiang.local/trace".into(),
+            trace_checkpoint_interval_seconds: 10,
             log: "info".into(),
         }
     }
@@ -68,8 +76,9 @@ pub fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config,
     if let Some(path) = file {
         fig = fig.merge(Toml::file_exact(path));
     }
-    // Only variables naming a setting: SHUXIANG_ADMIN_PASSWORD and the test
-    // variables share the prefix but are not settings.
+    // Only variables naming a setting: SHUXIANG_ADMIN_PASSWORD,
+    // SHUXIANG_TRACE_SIGNING_KEY and the test variables share the prefix but
+    // are not settings.
     let keys = setting_keys();
     let settings_env = Env::prefixed("SHUXIANG_").filter(move |k| keys.iter().any(|s| k.as_str().eq_ignore_ascii_case(s)));
     fig.merge(settings_env)

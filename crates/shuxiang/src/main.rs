@@ -1,6 +1,6 @@
 //! `shuxiang`: the one binary. Serves the platform on its embedded default
 //! (SQLite in a data directory) or on PostgreSQL, and carries the operator
-//! commands: migrate, import, user, token.
+//! commands: migrate, import, user, token, and the offline `trace verify`.
 
 mod config;
 
@@ -13,6 +13,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shuxiang_core::auth::{self, GrantInput, NewUser};
 use shuxiang_core::import::{self, ImportError};
 use shuxiang_core::Db;
+use shuxiang_trace::api::InclusionProofBody;
+use shuxiang_trace::checkpoint::Verifier;
+use shuxiang_trace::keys::TraceLogKeys;
+use shuxiang_trace::log_store;
 use shuxiang_web::WebConfig;
 
 use crate::config::{Config, Overrides};
@@ -52,6 +56,32 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Check the trace log's proofs (offline, no database).
+    #[command(subcommand)]
+    Trace(TraceCommand),
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Verify that an event is in the signed trace log, from the body of
+    /// GET /api/v1/trace/proof and the log's verifier key.
+    Verify(VerifyProof),
+}
+
+#[derive(Args)]
+struct VerifyProof {
+    /// The event's EPCIS hash ID (ni:///sha-256;…?ver=CBV2.0).
+    #[arg(long)]
+    event: String,
+    /// File holding the JSON body returned by /api/v1/trace/proof.
+    #[arg(long)]
+    proof: PathBuf,
+    /// The verifier key string (from /api/v1/trace/public-key).
+    #[arg(long, required_unless_present = "key_file", conflicts_with = "key_file")]
+    key: Option<String>,
+    /// File holding the verifier key string.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -129,6 +159,8 @@ async fn open_db(cfg: &Config) -> Result<Db> {
 
 async fn run(command: Command, cfg: Config) -> Result<()> {
     match command {
+        // Offline: consumers run it without any database.
+        Command::Trace(TraceCommand::Verify(v)) => verify_proof(&v),
         Command::Serve { .. } => serve(cfg).await,
         Command::Migrate => {
             let db = open_db(&cfg).await?;
@@ -172,11 +204,49 @@ async fn serve(cfg: Config) -> Result<()> {
         Ok(l) => l,
         Err(e) => bail!("cannot listen on {}: {e} (is another program using the port? choose one with --listen)", cfg.listen),
     };
+    let keys = TraceLogKeys::load(&cfg.data_dir, &cfg.trace_log_origin).context("loading the trace log's signing key")?;
+    let publisher = (cfg.trace_checkpoint_interval_seconds > 0)
+        .then(|| tokio::spawn(publish_checkpoints(db.clone(), keys.clone(), Duration::from_secs(cfg.trace_checkpoint_interval_seconds))));
     let addr = listener.local_addr()?;
     println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
-    let state = shuxiang_web::new_state(db.clone(), web);
-    shuxiang_web::serve(listener, state, shutdown_signal()).await?;
+    let state = shuxiang_web::new_state(db.clone(), web, keys);
+    let served = shuxiang_web::serve(listener, state, shutdown_signal()).await;
+    if let Some(p) = publisher {
+        p.abort();
+    }
     db.close().await;
+    Ok(served?)
+}
+
+/// Signs a checkpoint of the trace log every `interval` if it grew. Failures
+/// are logged and retried at the next tick: a missed checkpoint only delays
+/// proofs, so it must never take the server down.
+async fn publish_checkpoints(db: Db, keys: TraceLogKeys, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match log_store::publish_checkpoint(&db, &keys.signer, &keys.origin).await {
+            Ok(Some(cp)) => tracing::debug!(tree_size = cp.tree_size, "trace log checkpoint published"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "publishing a trace log checkpoint failed; retrying at the next interval"),
+        }
+    }
+}
+
+/// `shuxiang trace verify`: prints what was verified, or fails with why not.
+fn verify_proof(v: &VerifyProof) -> Result<()> {
+    let key = match (&v.key, &v.key_file) {
+        (Some(k), _) => k.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading the key file {}", path.display()))?,
+        (None, None) => bail!("give the verifier key with --key or --key-file"),
+    };
+    let verifier = Verifier::from_verifier_key_str(key.trim()).context("the verifier key is malformed")?;
+    let text = std::fs::read_to_string(&v.proof).with_context(|| format!("reading {}", v.proof.display()))?;
+    let body: InclusionProofBody =
+        serde_json::from_str(&text).with_context(|| format!("{} is not the JSON body of /api/v1/trace/proof", v.proof.display()))?;
+    let checkpoint = body.verify(&v.event, &verifier).context("not verified")?;
+    println!("verified: leaf {} in tree of size {}, checkpoint {}", body.leaf_index, checkpoint.size(), checkpoint.origin());
     Ok(())
 }
 

@@ -9,11 +9,14 @@
 //! - `checkpoint`: signed checkpoints in the C2SP signed-note format (Ed25519)
 //! - `log_store`: the persisted log on SQLite / PostgreSQL: appends, proofs,
 //!   published checkpoints and the integrity audit
-//!
-//! API routes and pages of the slice build on these.
+//! - `keys`: the log's signing key and origin as a node loads them
+//! - `api`: the public tamper-evidence routes (checkpoint, verifier key,
+//!   inclusion and consistency proofs) and offline proof verification
 
+pub mod api;
 pub mod checkpoint;
 pub mod epcis_hash;
+pub mod keys;
 pub mod label_code;
 pub mod log_store;
 pub mod merkle;

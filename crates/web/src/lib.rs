@@ -27,9 +27,10 @@ pub fn all_migrations() -> Vec<&'static SliceMigrations> {
     vec![&CORE_MIGRATIONS, &shuxiang_trace::log_store::TRACE_MIGRATIONS]
 }
 
-/// Application state over `db` with every slice's migrations known to `/readyz`.
-pub fn new_state(db: shuxiang_core::Db, config: WebConfig) -> AppState {
-    AppState::new(db, config, all_migrations())
+/// Application state over `db` with every slice's migrations known to
+/// `/readyz` and every slice's own state (the trace log's signing key).
+pub fn new_state(db: shuxiang_core::Db, config: WebConfig, trace: shuxiang_trace::keys::TraceLogKeys) -> AppState {
+    AppState::new(db, config, all_migrations()).with_slice(trace)
 }
 
 /// Request bodies above this are refused before any handler runs (the

@@ -1,5 +1,6 @@
 //! The `shuxiang` binary end to end: first start, serving, CLI imports and
-//! their error messages, and the national import on each backend.
+//! their error messages, the national import on each backend, and offline
+//! verification of trace log proofs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -70,6 +71,11 @@ async fn first_start_creates_an_admin_and_serves_jiangxi() {
     let jx: Value = reqwest::Client::new().get(format!("{}/api/v1/regions/36", s.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(jx["counts"], json!({"city": 11, "county": 100, "township": 1767, "village": 22080}));
     assert!(dir.path().join("shuxiang.db").exists());
+    // The trace log's signing key was created on first start, for the owner only.
+    let key = dir.path().join("trace-signing.key");
+    assert!(std::fs::read_to_string(&key).unwrap().starts_with("PRIVATE+KEY+shuxiang.local/trace+"));
+    #[cfg(unix)]
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777, 0o600);
     let ready = reqwest::get(format!("{}/readyz", s.base)).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
@@ -169,4 +175,56 @@ async fn national_import_on_postgres_is_idempotent() {
     let target = db_url.to_string();
     tokio::task::spawn_blocking(move || national_import(&["--database", &target])).await.unwrap();
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+}
+
+#[test]
+fn trace_verify_checks_a_proof_offline() {
+    use shuxiang_trace::checkpoint::{Checkpoint, Signer};
+    use shuxiang_trace::merkle::{leaf_hash, MemoryTree};
+
+    let event = |n: u64| format!("ni:///sha-256;{n:064x}?ver=CBV2.0");
+    let signer = Signer::generate("shuxiang.test/trace").unwrap();
+    let mut tree = MemoryTree::new();
+    for n in 0..6 {
+        tree.append(leaf_hash(event(n).as_bytes()));
+    }
+    let proof: Vec<String> = tree.inclusion_proof(2, 6).unwrap().iter().map(hex::encode).collect();
+    let note = signer.sign_checkpoint(&Checkpoint::new("shuxiang.test/trace", 6, tree.root()).unwrap());
+    let body = json!({"leaf_index": 2, "tree_size": 6, "proof": proof, "checkpoint": note});
+
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("key.txt");
+    std::fs::write(&key_file, signer.verifier_key_string() + "\n").unwrap();
+    let verify = |body: &Value, key_args: &[&str]| {
+        let path = dir.path().join("proof.json");
+        std::fs::write(&path, body.to_string()).unwrap();
+        // No --data-dir: the command must not touch a database.
+        let out = Command::new(BIN).args(["trace", "verify", "--event", &event(2), "--proof"]).arg(&path).args(key_args).current_dir(dir.path()).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+    };
+
+    let key = signer.verifier_key_string();
+    let (code, out) = verify(&body, &["--key", &key]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("verified: leaf 2 in tree of size 6, checkpoint shuxiang.test/trace"), "{out}");
+    let (code, out) = verify(&body, &["--key-file", key_file.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(!dir.path().join("shuxiang-data").exists(), "trace verify must not open a database");
+
+    let mut tampered = body.clone();
+    tampered["proof"][1] = json!(hex::encode([0u8; 32]));
+    let (code, out) = verify(&tampered, &["--key", &key]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("not verified") && out.contains("different root hash"), "{out}");
+
+    let other = Signer::generate("shuxiang.test/trace").unwrap().verifier_key_string();
+    let (code, out) = verify(&body, &["--key", &other]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("does not open with the given key"), "{out}");
+
+    let mut resized = body.clone();
+    resized["tree_size"] = json!(7);
+    let (code, out) = verify(&resized, &["--key", &key]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("tree size 7, but the checkpoint is of size 6"), "{out}");
 }

@@ -1,7 +1,8 @@
 //! Integration tests of the trace slice: label codes, EPCIS hash IDs against
 //! the GS1 reference vectors, Merkle proofs against the RFC 6962 vectors,
-//! signed checkpoints.
+//! signed checkpoints, and the public proof API over a real server.
 
+mod api;
 mod checkpoint;
 mod epcis_hash;
 mod label_code;

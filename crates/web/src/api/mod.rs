@@ -17,7 +17,8 @@ pub use shuxiang_http::route::{Access, ApiRoute};
 
 use crate::state::AppState;
 
-/// Every API route of the kernel; slices add theirs here with one line.
+/// Every API route of the kernel and the slices; a slice adds its own here
+/// with one line.
 pub fn routes() -> Vec<ApiRoute> {
     let mut all = Vec::new();
     all.extend(auth::routes());
@@ -25,6 +26,7 @@ pub fn routes() -> Vec<ApiRoute> {
     all.extend(users::routes());
     all.extend(tokens::routes());
     all.extend(audit::routes());
+    all.extend(shuxiang_trace::api::routes());
     all
 }
 

@@ -125,7 +125,16 @@ fn rows() -> HashMap<&'static str, Row> {
 
 /// Routes whose matrix is checked elsewhere: sign-in is public, and
 /// sign-out is exercised per role at the end (it ends the session).
-const SPECIAL: [&str; 2] = ["POST /api/v1/auth/login", "POST /api/v1/auth/logout"];
+const SPECIAL: [&str; 6] = [
+    "POST /api/v1/auth/login",
+    "POST /api/v1/auth/logout",
+    // Public by design (consumers verify without an account) and free of
+    // regions and owners; crates/trace/tests/it/api.rs covers them.
+    "GET /api/v1/trace/checkpoint",
+    "GET /api/v1/trace/public-key",
+    "GET /api/v1/trace/proof",
+    "GET /api/v1/trace/consistency",
+];
 
 async fn fixture(srv: &TestServer) -> Fixture {
     let mut tokens = HashMap::new();

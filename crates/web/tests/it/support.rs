@@ -40,7 +40,9 @@ impl TestServer {
     async fn serve(db: Db) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
-        let state = shuxiang_web::new_state(db.clone(), WebConfig::default());
+        let signer = shuxiang_trace::checkpoint::Signer::generate("shuxiang.test/trace").expect("signing key");
+        let keys = shuxiang_trace::keys::TraceLogKeys { signer: std::sync::Arc::new(signer), origin: "shuxiang.test/trace".into() };
+        let state = shuxiang_web::new_state(db.clone(), WebConfig::default(), keys);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             shuxiang_web::serve(listener, state, async move {
