@@ -12,10 +12,12 @@
 //! - `keys`: the log's signing key and origin as a node loads them
 //! - `api`: the public tamper-evidence routes (checkpoint, verifier key,
 //!   inclusion and consistency proofs) and offline proof verification
+//! - `input_api`: pesticide label-code validation for dealers and inspectors
 
 pub mod api;
 pub mod checkpoint;
 pub mod epcis_hash;
+pub mod input_api;
 pub mod keys;
 pub mod label_code;
 pub mod log_store;

@@ -27,6 +27,7 @@ pub fn routes() -> Vec<ApiRoute> {
     all.extend(tokens::routes());
     all.extend(audit::routes());
     all.extend(shuxiang_trace::api::routes());
+    all.extend(shuxiang_trace::input_api::routes());
     all
 }
 

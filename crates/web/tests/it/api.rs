@@ -211,3 +211,20 @@ server_test!(async fn another_node_notices_changes_within_the_sync_interval(srv)
     assert_error(b.call(Method::GET, "/api/v1/auth/me", Some(&official), None).await, 401, "unauthenticated").await;
     b.stop().await;
 });
+
+server_test!(async fn pesticide_label_codes_are_validated_with_the_failing_position(srv) {
+    let dealer = srv.user_with("nongzi", "dealer", "360102").await;
+    let ok = srv.json(Method::POST, "/api/v1/inputs/validate-code", Some(&dealer), Some(json!({"code": "11800011001000000000000000000001"})), 200).await;
+    assert_eq!(ok["code"], "11800011001000000000000000000001");
+    assert_eq!(ok["registration_suffix"], "180001");
+    let qr = srv.json(Method::POST, "/api/v1/inputs/validate-code", Some(&dealer), Some(json!({"code": "https://example.gov.cn/t/11800011001000000000000000000001"})), 200).await;
+    assert_eq!(qr["code"], ok["code"]);
+    for (code, position) in [("1180001100100000000000000000000x", 32), ("91800011001000000000000000000001", 1), ("118000110010", 13)] {
+        let r = srv.call(Method::POST, "/api/v1/inputs/validate-code", Some(&dealer), Some(json!({"code": code}))).await;
+        assert_eq!(r.status(), 422, "{code}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!((v["error"].as_str(), v["position"].as_u64()), (Some("invalid_label_code"), Some(position)), "{code}: {v}");
+    }
+    assert_error(srv.call(Method::POST, "/api/v1/inputs/validate-code", None, Some(json!({"code": "1"}))).await, 401, "unauthenticated").await;
+    assert_error(srv.call(Method::POST, "/api/v1/inputs/validate-code", Some(&dealer), Some(json!({}))).await, 422, "invalid_body").await;
+});

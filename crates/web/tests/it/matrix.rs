@@ -13,6 +13,8 @@ use crate::support::TestServer;
 
 const ROLES: [&str; 7] = ["admin", "official", "village_staff", "dealer", "farmer", "carrier", "expert"];
 const IN_VILLAGE: &str = "360102002001";
+/// PD20180001, own production, specification 001, serial 1.
+const VALID_LABEL_CODE: &str = "11800011001000000000000000000001";
 
 /// Ids created before the matrix runs.
 struct Fixture {
@@ -118,6 +120,11 @@ fn rows() -> HashMap<&'static str, Row> {
             path: format!("/api/v1/tokens/{}", if side == Side::In { f.own_token_ids[role] } else { f.outsider_token_id }),
             body: None,
         },
+    });
+    m.insert("POST /api/v1/inputs/validate-code", Row {
+        allowed: ALL,
+        out: Out::NotScoped,
+        make: |_, _, _| Call { path: "/api/v1/inputs/validate-code".into(), body: Some(json!({"code": VALID_LABEL_CODE})) },
     });
     m.insert("GET /api/v1/audit", Row { allowed: ADMIN_OFFICIAL, out: Out::Filtered(|_| "\"outsider\"".into()), make: |_, _, _| Call { path: "/api/v1/audit?limit=1000".into(), body: None } });
     m
