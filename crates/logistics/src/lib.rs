@@ -1,0 +1,6 @@
+//! Logistics for Shuxiang: dispatching delivery vehicles with capacities and
+//! time windows ([`dispatch`], solved by `vrp-core`) and a reader for the
+//! Solomon / Gehring & Homberger VRPTW benchmark format ([`solomon`]).
+
+pub mod dispatch;
+pub mod solomon;
