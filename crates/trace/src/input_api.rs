@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 use shuxiang_http::extract::{ApiJson, Auth};
 use shuxiang_http::{Access, ApiRoute};
 
-use crate::label_code::parse_label_qr;
+use crate::label_code::{parse_label_qr, LabelCode, LabelCodeError};
 
 pub fn routes() -> Vec<ApiRoute> {
     vec![ApiRoute {
@@ -32,18 +32,26 @@ struct ValidateCode {
     code: String,
 }
 
+/// A parsed label code as the API shows it: its fields and the code itself.
+pub(crate) fn label_json(code: &LabelCode) -> Value {
+    let mut out = json!(code);
+    out["code"] = json!(code.to_string());
+    out
+}
+
+/// 422 naming the failing position, for every route that takes a label code.
+pub(crate) fn invalid_label_code(e: &LabelCodeError) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({"error": "invalid_label_code", "message": e.to_string(), "position": e.position})),
+    )
+        .into_response()
+}
+
 /// Any signed-in user may check a code: it reveals nothing stored.
 async fn validate_code(_caller: Auth, ApiJson(body): ApiJson<ValidateCode>) -> Response {
     match parse_label_qr(&body.code) {
-        Ok(code) => {
-            let mut out = json!(code);
-            out["code"] = json!(code.to_string());
-            Json(out).into_response()
-        }
-        Err(e) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({"error": "invalid_label_code", "message": e.to_string(), "position": e.position})),
-        )
-            .into_response(),
+        Ok(code) => Json(label_json(&code)).into_response(),
+        Err(e) => invalid_label_code(&e),
     }
 }

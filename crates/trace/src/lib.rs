@@ -13,6 +13,7 @@
 //! - `api`: the public tamper-evidence routes (checkpoint, verifier key,
 //!   inclusion and consistency proofs) and offline proof verification
 //! - `input_api`: pesticide label-code validation for dealers and inspectors
+//! - `products`: the 农资 registry of pesticide and fertilizer products
 
 pub mod api;
 pub mod checkpoint;
@@ -22,3 +23,4 @@ pub mod keys;
 pub mod label_code;
 pub mod log_store;
 pub mod merkle;
+pub mod products;

@@ -8,3 +8,4 @@ mod epcis_hash;
 mod label_code;
 mod log_store;
 mod merkle;
+mod products;

@@ -28,6 +28,7 @@ pub fn routes() -> Vec<ApiRoute> {
     all.extend(audit::routes());
     all.extend(shuxiang_trace::api::routes());
     all.extend(shuxiang_trace::input_api::routes());
+    all.extend(shuxiang_trace::products::routes());
     all
 }
 

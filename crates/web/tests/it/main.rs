@@ -7,3 +7,4 @@ mod api;
 mod browser;
 mod matrix;
 mod pages;
+mod products;

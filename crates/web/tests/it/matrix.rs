@@ -24,6 +24,8 @@ struct Fixture {
     user_in: i64,
     user_out: i64,
     out_village: String,
+    /// A registered pesticide (PD20180001) for the product rows.
+    product_id: i64,
 }
 
 /// One request of the matrix.
@@ -126,6 +128,26 @@ fn rows() -> HashMap<&'static str, Row> {
         out: Out::NotScoped,
         make: |_, _, _| Call { path: "/api/v1/inputs/validate-code".into(), body: Some(json!({"code": VALID_LABEL_CODE})) },
     });
+    m.insert("POST /api/v1/inputs/products", Row {
+        allowed: ADMIN_OFFICIAL,
+        out: Out::NotScoped,
+        make: |_, role, side| Call {
+            path: "/api/v1/inputs/products".into(),
+            body: Some(json!({"kind": "fertilizer", "name": unique(role), "maker": if side == Side::In { "in" } else { "out" }})),
+        },
+    });
+    m.insert("GET /api/v1/inputs/products", Row { allowed: ALL, out: Out::NotScoped, make: |_, _, _| Call { path: "/api/v1/inputs/products?q=PD".into(), body: None } });
+    m.insert("GET /api/v1/inputs/products/{id}", Row { allowed: ALL, out: Out::NotScoped, make: |f, _, _| Call { path: format!("/api/v1/inputs/products/{}", f.product_id), body: None } });
+    m.insert("PATCH /api/v1/inputs/products/{id}", Row {
+        allowed: ADMIN_OFFICIAL,
+        out: Out::NotScoped,
+        make: |f, _, _| Call { path: format!("/api/v1/inputs/products/{}", f.product_id), body: Some(json!({"restricted_use": true})) },
+    });
+    m.insert("GET /api/v1/inputs/products/by-label-code/{code}", Row {
+        allowed: ALL,
+        out: Out::NotScoped,
+        make: |_, _, _| Call { path: format!("/api/v1/inputs/products/by-label-code/{VALID_LABEL_CODE}"), body: None },
+    });
     m.insert("GET /api/v1/audit", Row { allowed: ADMIN_OFFICIAL, out: Out::Filtered(|_| "\"outsider\"".into()), make: |_, _, _| Call { path: "/api/v1/audit?limit=1000".into(), body: None } });
     m
 }
@@ -169,7 +191,12 @@ async fn fixture(srv: &TestServer) -> Fixture {
     let out_village = villages["regions"][0]["code"].as_str().unwrap().to_string();
     // Something from the outsider's county in the audit log.
     srv.json(Method::PATCH, &format!("/api/v1/regions/{out_village}"), Some(&admin), Some(json!({"village_type": "relocation"})), 200).await;
-    Fixture { tokens, own_token_ids, outsider_token_id, user_in, user_out, out_village }
+    let product_id = srv
+        .json(Method::POST, "/api/v1/inputs/products", Some(&admin), Some(json!({"kind": "pesticide", "name": "吡虫啉", "registration_number": "PD20180001", "maker": "x"})), 201)
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    Fixture { tokens, own_token_ids, outsider_token_id, user_in, user_out, out_village, product_id }
 }
 
 server_test!(async fn every_route_every_role_in_and_out_of_scope(srv) {
