@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use sqlx::{AssertSqlSafe, Connection, PgConnection};
 
 /// Where PostgreSQL runs on the development machines (trust auth).
@@ -27,14 +27,21 @@ pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, v)| v.trim().to_string()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown".into());
     let nproc = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mem_kib = std::fs::read_to_string("/proc/meminfo")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:").map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap_or(0)))
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")
+                .map(|v| v.trim().trim_end_matches(" kB").parse::<u64>().unwrap_or(0))
+        })
         .unwrap_or(0);
     format!(
         "date: {date}\nmachine: nproc {nproc}, CPU {cpu}, {:.1} GiB RAM, Linux {}\n{}",
@@ -48,12 +55,18 @@ pub fn machine() -> String {
 /// figure, so each report says how busy the machine was.
 pub fn load_average() -> String {
     let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    format!("load average (1/5/15 min): {}", l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+    format!(
+        "load average (1/5/15 min): {}",
+        l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+    )
 }
 
 /// The workspace root (this crate lives in `bench/`).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
 }
 
 /// The release binary to measure: `explicit`, else `$CARGO_TARGET_DIR` or
@@ -61,11 +74,16 @@ pub fn workspace_root() -> PathBuf {
 /// meaningless, so its absence is an error, not a fallback.
 pub fn shuxiang_bin(explicit: Option<PathBuf>) -> Result<PathBuf> {
     let path = explicit.unwrap_or_else(|| {
-        let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"));
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
         target.join("release").join("shuxiang")
     });
     if !path.is_file() {
-        bail!("{} not found: build it first with `cargo build --release -p shuxiang`", path.display());
+        bail!(
+            "{} not found: build it first with `cargo build --release -p shuxiang`",
+            path.display()
+        );
     }
     Ok(path)
 }
@@ -85,7 +103,12 @@ pub struct ChildRun {
 /// `RUSAGE_CHILDREN` would be), so runs in one benchmark do not blend.
 pub fn run_measured(cmd: &mut Command) -> Result<ChildRun> {
     let start = Instant::now();
-    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().context("starting the child")?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the child")?;
     // Drained on threads so a chatty child never blocks on a full pipe.
     let drain = |mut r: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
@@ -157,18 +180,31 @@ pub struct PgScratch {
 impl PgScratch {
     pub async fn create(admin_url: &str) -> Result<Self> {
         let name = format!("shuxiang_bench_{:08x}", rand::random::<u32>());
-        let mut conn = PgConnection::connect(admin_url).await.with_context(|| format!("connecting to {admin_url}"))?;
-        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        let mut conn = PgConnection::connect(admin_url)
+            .await
+            .with_context(|| format!("connecting to {admin_url}"))?;
+        sqlx::raw_sql(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
         conn.close().await?;
         let mut url = url::Url::parse(admin_url)?;
         url.set_path(&name);
-        Ok(Self { admin_url: admin_url.to_string(), name, url: url.to_string() })
+        Ok(Self {
+            admin_url: admin_url.to_string(),
+            name,
+            url: url.to_string(),
+        })
     }
 
     /// Drops the database, ending any connection still open on it.
     pub async fn drop_db(self) -> Result<()> {
         let mut conn = PgConnection::connect(&self.admin_url).await?;
-        sqlx::raw_sql(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))).execute(&mut conn).await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        )))
+        .execute(&mut conn)
+        .await?;
         conn.close().await?;
         Ok(())
     }

@@ -28,7 +28,7 @@ use std::process::{Child, Command, Stdio};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
 use futures_util::future::try_join_all;
 use http_body_util::{BodyExt, Full};
@@ -39,12 +39,14 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use shuxiang_bench::{load_average, machine, percentile, process_cpu, self_cpu, shuxiang_bin, with_pg_scratch, DEFAULT_PG};
+use sea_query::{Expr, Query};
+use shuxiang_bench::{
+    DEFAULT_PG, load_average, machine, percentile, process_cpu, self_cpu, shuxiang_bin, with_pg_scratch,
+};
 use shuxiang_core::auth;
 use shuxiang_core::import::{jiangxi_files, parse_region_files};
 use shuxiang_core::regions;
 use shuxiang_core::{Backend, Db, RegionCode};
-use sea_query::{Expr, Query};
 use tokio::net::TcpStream;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,7 +90,13 @@ struct Server {
 }
 
 impl Server {
-    fn start(bin: &PathBuf, data_dir: &str, database: Option<&str>, cache_ttl: Option<u64>, password: &str) -> Result<Self> {
+    fn start(
+        bin: &PathBuf,
+        data_dir: &str,
+        database: Option<&str>,
+        cache_ttl: Option<u64>,
+        password: &str,
+    ) -> Result<Self> {
         let mut cmd = Command::new(bin);
         cmd.args(["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0"]);
         if let Some(url) = database {
@@ -114,7 +122,9 @@ impl Server {
             };
             if let Some(rest) = line.strip_prefix("Shuxiang listening on http://") {
                 let addr = rest.split_whitespace().next().unwrap_or_default();
-                break addr.parse().with_context(|| format!("unexpected listen line {line:?}"))?;
+                break addr
+                    .parse()
+                    .with_context(|| format!("unexpected listen line {line:?}"))?;
             }
         };
         // Keep draining stdout so the server never blocks on a full pipe.
@@ -149,29 +159,61 @@ struct Fetched {
     body: Bytes,
 }
 
-async fn fetch(conn: &mut Conn, addr: SocketAddr, method: Method, path: &str, headers: &[(hyper::header::HeaderName, &str)], body: Bytes) -> Result<Fetched> {
-    let mut req = Request::builder().method(method).uri(path).header(HOST, addr.to_string());
+async fn fetch(
+    conn: &mut Conn,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(hyper::header::HeaderName, &str)],
+    body: Bytes,
+) -> Result<Fetched> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(HOST, addr.to_string());
     for (k, v) in headers {
         req = req.header(k, *v);
     }
     conn.ready().await?;
     let resp = conn.send_request(req.body(Full::new(body))?).await?;
-    let header = |h| resp.headers().get(h).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let header = |h| {
+        resp.headers()
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
     let (content_type, encoding) = (header(CONTENT_TYPE), header(CONTENT_ENCODING));
     let status = resp.status();
     let body = resp.into_body().collect().await?.to_bytes();
-    Ok(Fetched { status, content_type, encoding, body })
+    Ok(Fetched {
+        status,
+        content_type,
+        encoding,
+        body,
+    })
 }
 
 async fn login(addr: SocketAddr, password: &str) -> Result<String> {
     let mut conn = connect(addr).await?;
     let body = serde_json::json!({"username": "admin", "password": password}).to_string();
-    let r = fetch(&mut conn, addr, Method::POST, "/api/v1/auth/login", &[(CONTENT_TYPE, "application/json")], body.into()).await?;
+    let r = fetch(
+        &mut conn,
+        addr,
+        Method::POST,
+        "/api/v1/auth/login",
+        &[(CONTENT_TYPE, "application/json")],
+        body.into(),
+    )
+    .await?;
     if r.status != StatusCode::OK {
         bail!("sign-in failed: {} {}", r.status, String::from_utf8_lossy(&r.body));
     }
     let v: serde_json::Value = serde_json::from_slice(&r.body)?;
-    Ok(v["token"].as_str().context("no token in the sign-in response")?.to_string())
+    Ok(v["token"]
+        .as_str()
+        .context("no token in the sign-in response")?
+        .to_string())
 }
 
 /// What one load phase measured.
@@ -208,7 +250,15 @@ enum Target {
 
 /// Runs `connections` loops, each on its own keep-alive connection, sending
 /// requests back to back until `duration` is up.
-async fn load(addr: SocketAddr, server_pid: u32, token: &str, codes: Rc<Vec<String>>, target: Target, connections: usize, duration: Duration) -> Result<Phase> {
+async fn load(
+    addr: SocketAddr,
+    server_pid: u32,
+    token: &str,
+    codes: Rc<Vec<String>>,
+    target: Target,
+    connections: usize,
+    duration: Duration,
+) -> Result<Phase> {
     let bearer = Rc::new(format!("Bearer {token}"));
     let mut conns = Vec::with_capacity(connections);
     for _ in 0..connections {
@@ -232,7 +282,15 @@ async fn load(addr: SocketAddr, server_pid: u32, token: &str, codes: Rc<Vec<Stri
                         Target::Region => format!("/api/v1/regions/{}", codes[rng.random_range(0..codes.len())]),
                     };
                     let sent = Instant::now();
-                    let r = fetch(&mut conn, addr, Method::GET, &path, &[(AUTHORIZATION, &bearer)], Bytes::new()).await?;
+                    let r = fetch(
+                        &mut conn,
+                        addr,
+                        Method::GET,
+                        &path,
+                        &[(AUTHORIZATION, &bearer)],
+                        Bytes::new(),
+                    )
+                    .await?;
                     latencies.push(sent.elapsed().as_micros() as u32);
                     if r.status != StatusCode::OK {
                         errors += 1;
@@ -252,7 +310,15 @@ async fn load(addr: SocketAddr, server_pid: u32, token: &str, codes: Rc<Vec<Stri
     let elapsed = start.elapsed();
     let (server_cpu, client_cpu) = (process_cpu(server_pid)? - cpu0, self_cpu() - self0);
     all.sort_unstable();
-    Ok(Phase { requests: all.len(), errors, elapsed, p50_us: percentile(&all, 50.0), p99_us: percentile(&all, 99.0), server_cpu, client_cpu })
+    Ok(Phase {
+        requests: all.len(),
+        errors,
+        elapsed,
+        p50_us: percentile(&all, 50.0),
+        p99_us: percentile(&all, 99.0),
+        server_cpu,
+        client_cpu,
+    })
 }
 
 fn row(name: &str, p: &Phase) {
@@ -276,7 +342,11 @@ fn assets(html: &str) -> Vec<String> {
         for (i, _) in html.match_indices(tag) {
             let Some(end) = html[i..].find('>') else { continue };
             let el = &html[i..i + end];
-            if tag == "<link" && !["stylesheet", "icon", "preload", "modulepreload"].iter().any(|r| el.contains(r)) {
+            if tag == "<link"
+                && !["stylesheet", "icon", "preload", "modulepreload"]
+                    .iter()
+                    .any(|r| el.contains(r))
+            {
                 continue;
             }
             let Some(start) = el.find(attr) else { continue };
@@ -293,10 +363,21 @@ fn assets(html: &str) -> Vec<String> {
 async fn page_weight(addr: SocketAddr, token: &str) -> Result<()> {
     let mut conn = connect(addr).await?;
     let cookie = format!("sx_session={token}");
-    let plain = fetch(&mut conn, addr, Method::GET, "/regions/36", &[(COOKIE, &cookie)], Bytes::new()).await?;
+    let plain = fetch(
+        &mut conn,
+        addr,
+        Method::GET,
+        "/regions/36",
+        &[(COOKIE, &cookie)],
+        Bytes::new(),
+    )
+    .await?;
     println!("\n#### Province page GET /regions/36\n");
     if plain.status != StatusCode::OK {
-        println!("not measured: the server answered {} (the page does not exist yet?)", plain.status);
+        println!(
+            "not measured: the server answered {} (the page does not exist yet?)",
+            plain.status
+        );
         return Ok(());
     }
     let html = String::from_utf8_lossy(&plain.body).into_owned();
@@ -307,7 +388,15 @@ async fn page_weight(addr: SocketAddr, token: &str) -> Result<()> {
     let (mut total_plain, mut total_gz) = (0, 0);
     for path in &paths {
         let plain = fetch(&mut conn, addr, Method::GET, path, &[(COOKIE, &cookie)], Bytes::new()).await?;
-        let gz = fetch(&mut conn, addr, Method::GET, path, &[(COOKIE, &cookie), (ACCEPT_ENCODING, "gzip")], Bytes::new()).await?;
+        let gz = fetch(
+            &mut conn,
+            addr,
+            Method::GET,
+            path,
+            &[(COOKIE, &cookie), (ACCEPT_ENCODING, "gzip")],
+            Bytes::new(),
+        )
+        .await?;
         if plain.status != StatusCode::OK {
             println!("| {path} | {} | | | |", plain.status);
             continue;
@@ -319,14 +408,26 @@ async fn page_weight(addr: SocketAddr, token: &str) -> Result<()> {
             plain.content_type,
             plain.body.len(),
             gz.body.len(),
-            if gz.encoding.is_empty() { "none" } else { gz.encoding.as_str() }
+            if gz.encoding.is_empty() {
+                "none"
+            } else {
+                gz.encoding.as_str()
+            }
         );
     }
     println!("| **total** | | **{total_plain}** | **{total_gz}** | |");
     let mut times = Vec::new();
     for _ in 0..50 {
         let sent = Instant::now();
-        fetch(&mut conn, addr, Method::GET, "/regions/36", &[(COOKIE, &cookie), (ACCEPT_ENCODING, "gzip")], Bytes::new()).await?;
+        fetch(
+            &mut conn,
+            addr,
+            Method::GET,
+            "/regions/36",
+            &[(COOKIE, &cookie), (ACCEPT_ENCODING, "gzip")],
+            Bytes::new(),
+        )
+        .await?;
         times.push(sent.elapsed().as_micros() as u32);
     }
     times.sort_unstable();
@@ -342,14 +443,42 @@ async fn bench(args: &Args, bin: &PathBuf, database: Option<&str>, codes: Rc<Vec
     let dir = tempfile::tempdir()?;
     let password = format!("bench-{:016x}", rand::random::<u64>());
     let started = Instant::now();
-    let server = Server::start(bin, dir.path().to_str().context("temp dir path is not UTF-8")?, database, args.cache_ttl, &password)?;
-    println!("server up on {} in {:.1} s (first start: migrations + shipped Jiangxi)", server.addr, started.elapsed().as_secs_f64());
+    let server = Server::start(
+        bin,
+        dir.path().to_str().context("temp dir path is not UTF-8")?,
+        database,
+        args.cache_ttl,
+        &password,
+    )?;
+    println!(
+        "server up on {} in {:.1} s (first start: migrations + shipped Jiangxi)",
+        server.addr,
+        started.elapsed().as_secs_f64()
+    );
     let token = login(server.addr, &password).await?;
     let pid = server.child.id();
     let (addr, n, d) = (server.addr, args.connections, Duration::from_secs(args.seconds));
     // Warm-up: connection setup, SQLite page cache, prepared statements.
-    load(addr, pid, &token, codes.clone(), Target::Region, n, Duration::from_secs(2)).await?;
-    load(addr, pid, &token, codes.clone(), Target::Healthz, n, Duration::from_secs(1)).await?;
+    load(
+        addr,
+        pid,
+        &token,
+        codes.clone(),
+        Target::Region,
+        n,
+        Duration::from_secs(2),
+    )
+    .await?;
+    load(
+        addr,
+        pid,
+        &token,
+        codes.clone(),
+        Target::Healthz,
+        n,
+        Duration::from_secs(1),
+    )
+    .await?;
     println!("\n| phase | requests | non-200 | req/s | p50 ms | p99 ms | server CPU µs/req | client CPU µs/req |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     let (mut health_rps, mut region_rps) = (Vec::new(), Vec::new());
@@ -361,7 +490,11 @@ async fn bench(args: &Args, bin: &PathBuf, database: Option<&str>, codes: Rc<Vec
         health_rps.push(h.rps());
         region_rps.push(r.rps());
     }
-    let ratios: Vec<String> = health_rps.iter().zip(&region_rps).map(|(h, r)| format!("{:.1} %", 100.0 * r / h)).collect();
+    let ratios: Vec<String> = health_rps
+        .iter()
+        .zip(&region_rps)
+        .map(|(h, r)| format!("{:.1} %", 100.0 * r / h))
+        .collect();
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let ratio = mean(&region_rps) / mean(&health_rps);
     println!(
@@ -453,8 +586,19 @@ async fn breakdown(db: &Db, token: &str, codes: &[String]) -> Result<()> {
             })
             .await?,
         ),
-        ("region by code (`regions::resolve`)", 1, per_call(N, async |i| Ok(regions::resolve(db, code(i)).await.map(drop)?)).await?),
-        ("ancestors' names (`regions::names`)", 1, per_call(N, async |i| Ok(regions::names(db, &code(i).ancestors()).await.map(drop)?)).await?),
+        (
+            "region by code (`regions::resolve`)",
+            1,
+            per_call(N, async |i| Ok(regions::resolve(db, code(i)).await.map(drop)?)).await?,
+        ),
+        (
+            "ancestors' names (`regions::names`)",
+            1,
+            per_call(N, async |i| {
+                Ok(regions::names(db, &code(i).ancestors()).await.map(drop)?)
+            })
+            .await?,
+        ),
     ];
     // Not part of the request: the same row as `resolve` fetched with
     // `fetch_optional`, which returns at the first row instead of waiting for
@@ -465,7 +609,9 @@ async fn breakdown(db: &Db, token: &str, codes: &[String]) -> Result<()> {
     }
     let cpu: f64 = steps[1..].iter().map(|(_, _, (_, c))| c).sum();
     println!("| **request total (without HTTP)** | 5 | | **{cpu:.1}** |");
-    println!("| for comparison, not in the request: region by exact code (`regions::get`, fetch_optional) | 1 | {get_rate:.0} | {get_cpu:.1} |");
+    println!(
+        "| for comparison, not in the request: region by exact code (`regions::get`, fetch_optional) | 1 | {get_rate:.0} | {get_cpu:.1} |"
+    );
     if db.backend() == Backend::Postgres {
         println!("\n(CPU is this process only; the PostgreSQL server's own work per query is not counted)");
     }
@@ -476,14 +622,16 @@ fn main() -> Result<()> {
     let args = Args::parse();
     let bin = shuxiang_bin(args.bin.clone())?;
     // The codes the server loads on first start, all five levels.
-    let records = parse_region_files(&jiangxi_files()).map_err(|e| anyhow::anyhow!("shipped Jiangxi files: {}", e[0]))?;
+    let records =
+        parse_region_files(&jiangxi_files()).map_err(|e| anyhow::anyhow!("shipped Jiangxi files: {}", e[0]))?;
     let codes = Rc::new(records.iter().map(|r| r.code.to_string()).collect::<Vec<_>>());
     println!("{}", machine());
     println!(
         "binary: {}\nserver cache_ttl_seconds: {}\nload: {} keep-alive HTTP/1.1 connections, {} s per phase, {} rounds, {} Jiangxi codes drawn at random; \
          load generator on one thread, sharing the machine with the server",
         bin.display(),
-        args.cache_ttl.map_or_else(|| "server default".to_string(), |t| t.to_string()),
+        args.cache_ttl
+            .map_or_else(|| "server default".to_string(), |t| t.to_string()),
         args.connections,
         args.seconds,
         args.rounds,
@@ -499,7 +647,10 @@ fn main() -> Result<()> {
         }
         if matches!(args.backend, Which::Postgres | Which::Both) {
             println!("\n### PostgreSQL backend (server CPU below is shuxiang's only, not PostgreSQL's)");
-            with_pg_scratch(&args.pg, async |db| bench(&args, &bin, Some(&db.url), codes.clone()).await).await?;
+            with_pg_scratch(&args.pg, async |db| {
+                bench(&args, &bin, Some(&db.url), codes.clone()).await
+            })
+            .await?;
         }
         println!("\nat the end: {}", load_average());
         Ok(())

@@ -15,9 +15,11 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use shuxiang_bench::{load_average, machine, mib, run_measured, shuxiang_bin, with_pg_scratch, workspace_root, ChildRun, DEFAULT_PG};
+use shuxiang_bench::{
+    ChildRun, DEFAULT_PG, load_average, machine, mib, run_measured, shuxiang_bin, with_pg_scratch, workspace_root,
+};
 use shuxiang_core::import::{parse_region_files, region_files_in};
 use shuxiang_core::regions::RegionRecord;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
@@ -55,11 +57,27 @@ struct ImportRun {
 }
 
 fn import(bin: &PathBuf, data: &PathBuf, target: &[&str]) -> Result<ImportRun> {
-    let child = run_measured(Command::new(bin).args(["import", "regions"]).arg(data).args(target).env("SHUXIANG_LOG", "warn"))?;
+    let child = run_measured(
+        Command::new(bin)
+            .args(["import", "regions"])
+            .arg(data)
+            .args(target)
+            .env("SHUXIANG_LOG", "warn"),
+    )?;
     // "N regions read, M written (K unchanged)"
-    let line = child.stdout.lines().find(|l| l.contains("regions read")).with_context(|| format!("no summary in output:\n{}", child.stdout))?;
-    let nums: Vec<u64> = line.split(|c: char| !c.is_ascii_digit()).filter(|s| !s.is_empty()).filter_map(|s| s.parse().ok()).collect();
-    let [read, written, ..] = nums[..] else { bail!("unexpected summary {line:?}") };
+    let line = child
+        .stdout
+        .lines()
+        .find(|l| l.contains("regions read"))
+        .with_context(|| format!("no summary in output:\n{}", child.stdout))?;
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| s.parse().ok())
+        .collect();
+    let [read, written, ..] = nums[..] else {
+        bail!("unexpected summary {line:?}")
+    };
     Ok(ImportRun { child, read, written })
 }
 
@@ -67,12 +85,20 @@ fn import(bin: &PathBuf, data: &PathBuf, target: &[&str]) -> Result<ImportRun> {
 fn rows(records: &[RegionRecord]) -> Vec<(&str, &str, &'static str, Option<String>)> {
     records
         .iter()
-        .map(|r| (r.code.as_str(), r.name.as_str(), r.code.level().as_str(), r.code.parent().map(|p| p.to_string())))
+        .map(|r| {
+            (
+                r.code.as_str(),
+                r.name.as_str(),
+                r.code.level().as_str(),
+                r.code.parent().map(|p| p.to_string()),
+            )
+        })
         .collect()
 }
 
 /// The regions table and its indexes as the SQLite migration creates them.
-const SQLITE_DDL: &str = "CREATE TABLE regions (code TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, level TEXT NOT NULL, \
+const SQLITE_DDL: &str =
+    "CREATE TABLE regions (code TEXT PRIMARY KEY NOT NULL, name TEXT NOT NULL, level TEXT NOT NULL, \
     parent TEXT, village_type TEXT, n_city BIGINT NOT NULL DEFAULT 0, n_county BIGINT NOT NULL DEFAULT 0, \
     n_township BIGINT NOT NULL DEFAULT 0, n_village BIGINT NOT NULL DEFAULT 0, updated_at TEXT NOT NULL) WITHOUT ROWID;
     CREATE INDEX regions_parent ON regions (parent, code);
@@ -104,7 +130,11 @@ async fn baseline_sqlite(records: &[RegionRecord]) -> Result<Duration> {
     for chunk in rows.chunks(5_000) {
         let mut q = QueryBuilder::new("INSERT INTO regions (code, name, level, parent, updated_at) ");
         q.push_values(chunk, |mut b, (code, name, level, parent)| {
-            b.push_bind(*code).push_bind(*name).push_bind(*level).push_bind(parent.as_deref()).push_bind(&at);
+            b.push_bind(*code)
+                .push_bind(*name)
+                .push_bind(*level)
+                .push_bind(parent.as_deref())
+                .push_bind(&at);
         });
         q.build().execute(&mut *tx).await?;
     }
@@ -135,7 +165,16 @@ async fn baseline_pg(url: &str, records: &[RegionRecord]) -> Result<Duration> {
     let at = chrono::Utc::now().to_rfc3339();
     let mut text = String::with_capacity(records.len() * 64);
     for (code, name, level, parent) in rows(records) {
-        for (i, v) in [Some(code), Some(name), Some(level), parent.as_deref(), Some(at.as_str())].into_iter().enumerate() {
+        for (i, v) in [
+            Some(code),
+            Some(name),
+            Some(level),
+            parent.as_deref(),
+            Some(at.as_str()),
+        ]
+        .into_iter()
+        .enumerate()
+        {
             if i > 0 {
                 text.push('\t');
             }
@@ -145,7 +184,9 @@ async fn baseline_pg(url: &str, records: &[RegionRecord]) -> Result<Duration> {
     }
     let start = Instant::now();
     let mut tx = conn.begin().await?;
-    let mut copy = tx.copy_in_raw("COPY regions (code, name, level, parent, updated_at) FROM STDIN").await?;
+    let mut copy = tx
+        .copy_in_raw("COPY regions (code, name, level, parent, updated_at) FROM STDIN")
+        .await?;
     copy.send(text.as_bytes()).await?;
     copy.finish().await?;
     tx.commit().await?;
@@ -173,7 +214,11 @@ fn report(o: &Outcome, parse: Duration, target_s: f64) {
         let c = &r.child;
         println!(
             "| {} | {:.2} | {:.2} | {:.2} | {:.0} | {} | {} |",
-            if i == 0 { "1st (empty database)" } else { "2nd (same files again)" },
+            if i == 0 {
+                "1st (empty database)"
+            } else {
+                "2nd (same files again)"
+            },
             secs(c.wall),
             secs(c.user),
             secs(c.sys),
@@ -195,7 +240,11 @@ fn report(o: &Outcome, parse: Duration, target_s: f64) {
         first / secs(floor),
         if first <= target_s { "met" } else { "MISSED" },
         o.runs[1].written,
-        if o.runs[1].written == 0 { " (idempotent)" } else { " — NOT idempotent" }
+        if o.runs[1].written == 0 {
+            " (idempotent)"
+        } else {
+            " — NOT idempotent"
+        }
     );
 }
 
@@ -210,10 +259,15 @@ async fn main() -> Result<()> {
     // Parsed here once, timed, for the baseline: the same code the import runs.
     let start = Instant::now();
     let files = region_files_in(&data)?;
-    let records = parse_region_files(&files).map_err(|e| anyhow::anyhow!("{} problem(s) in the files, first: {}", e.len(), e[0]))?;
+    let records = parse_region_files(&files)
+        .map_err(|e| anyhow::anyhow!("{} problem(s) in the files, first: {}", e.len(), e[0]))?;
     let parse = start.elapsed();
     drop(files);
-    println!("{} regions in the files; gunzip + CSV parse + checks in-process: {:.2} s", records.len(), secs(parse));
+    println!(
+        "{} regions in the files; gunzip + CSV parse + checks in-process: {:.2} s",
+        records.len(),
+        secs(parse)
+    );
 
     if matches!(args.backend, Which::Sqlite | Which::Both) {
         let dir = tempfile::tempdir()?;
@@ -221,7 +275,15 @@ async fn main() -> Result<()> {
         let target = ["--data-dir", data_dir];
         let runs = [import(&bin, &data, &target)?, import(&bin, &data, &target)?];
         let baseline_load = baseline_sqlite(&records).await?;
-        report(&Outcome { backend: "SQLite", runs, baseline_load }, parse, 15.0);
+        report(
+            &Outcome {
+                backend: "SQLite",
+                runs,
+                baseline_load,
+            },
+            parse,
+            15.0,
+        );
     }
     if matches!(args.backend, Which::Postgres | Which::Both) {
         let runs = with_pg_scratch(&args.pg, async |db| {
@@ -230,7 +292,15 @@ async fn main() -> Result<()> {
         })
         .await?;
         let baseline_load = with_pg_scratch(&args.pg, async |db| baseline_pg(&db.url, &records).await).await?;
-        report(&Outcome { backend: "PostgreSQL", runs, baseline_load }, parse, 30.0);
+        report(
+            &Outcome {
+                backend: "PostgreSQL",
+                runs,
+                baseline_load,
+            },
+            parse,
+            30.0,
+        );
         println!("(peak RSS is the shuxiang process only; the PostgreSQL server's memory is not counted)");
     }
     println!("\nat the end: {}", load_average());

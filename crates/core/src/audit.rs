@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::auth::{Actor, Scope};
 use crate::db::{Db, Tx};
 use crate::error::Result;
-use crate::time::{now, Timestamp};
+use crate::time::{Timestamp, now};
 
 #[derive(Iden)]
 enum AuditLog {
@@ -104,8 +104,8 @@ pub async fn list(db: &Db, scopes: Option<&[Scope]>, filter: &AuditQuery) -> Res
     q.column(AuditLog::Id)
         .columns(entry_columns())
         .from(AuditLog::Table)
-    .order_by(AuditLog::Id, Order::Desc)
-    .limit(filter.limit.clamp(1, 1000));
+        .order_by(AuditLog::Id, Order::Desc)
+        .limit(filter.limit.clamp(1, 1000));
     if let Some(scopes) = scopes {
         let mut any = Condition::any();
         for s in scopes {
@@ -113,7 +113,9 @@ pub async fn list(db: &Db, scopes: Option<&[Scope]>, filter: &AuditQuery) -> Res
                 Scope::All => Expr::val(1).eq(1),
                 Scope::Region(code) => {
                     let (lo, hi) = code.subtree_range();
-                    Expr::col(AuditLog::Region).gte(lo).and(Expr::col(AuditLog::Region).lt(hi))
+                    Expr::col(AuditLog::Region)
+                        .gte(lo)
+                        .and(Expr::col(AuditLog::Region).lt(hi))
                 }
             });
         }

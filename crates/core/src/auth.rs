@@ -8,8 +8,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use chrono::Duration;
 use rand::RngCore;
@@ -19,11 +19,11 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditEvent};
 use crate::cache;
-use crate::db::{on_unique, Db, Tx};
+use crate::db::{Db, Tx, on_unique};
 use crate::error::{CoreError, Result};
 use crate::region::RegionCode;
 use crate::regions;
-use crate::time::{now, Timestamp};
+use crate::time::{Timestamp, now};
 
 #[derive(Iden)]
 enum Users {
@@ -93,8 +93,15 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 7] =
-        [Self::Admin, Self::Official, Self::VillageStaff, Self::Dealer, Self::Farmer, Self::Carrier, Self::Expert];
+    pub const ALL: [Role; 7] = [
+        Self::Admin,
+        Self::Official,
+        Self::VillageStaff,
+        Self::Dealer,
+        Self::Farmer,
+        Self::Carrier,
+        Self::Expert,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -155,7 +162,11 @@ impl Scope {
     }
 
     fn parse_stored(s: &str) -> Self {
-        if s == "*" { Self::All } else { RegionCode::parse(s).map(Self::Region).unwrap_or(Self::All) }
+        if s == "*" {
+            Self::All
+        } else {
+            RegionCode::parse(s).map(Self::Region).unwrap_or(Self::All)
+        }
     }
 }
 
@@ -204,7 +215,9 @@ pub struct Principal {
 impl Principal {
     /// Whether one of `roles` is held over a scope covering `region`.
     pub fn can(&self, roles: &[Role], region: &RegionCode) -> bool {
-        self.grants.iter().any(|g| roles.contains(&g.role) && g.scope.covers(region))
+        self.grants
+            .iter()
+            .any(|g| roles.contains(&g.role) && g.scope.covers(region))
     }
 
     /// 403 unless one of `roles` is held over a scope covering `region`.
@@ -212,7 +225,9 @@ impl Principal {
         if self.can(roles, region) {
             Ok(())
         } else {
-            Err(CoreError::Forbidden(format!("region {region} is outside your role's scope")))
+            Err(CoreError::Forbidden(format!(
+                "region {region} is outside your role's scope"
+            )))
         }
     }
 
@@ -256,7 +271,9 @@ impl Principal {
     /// An administrator of the whole country (the only one who may manage
     /// every user).
     pub fn is_national_admin(&self) -> bool {
-        self.grants.iter().any(|g| g.role == Role::Admin && g.scope == Scope::All)
+        self.grants
+            .iter()
+            .any(|g| g.role == Role::Admin && g.scope == Scope::All)
     }
 
     /// The highest region the caller works in, for landing pages.
@@ -274,7 +291,11 @@ impl Principal {
     }
 
     pub fn actor(&self, ip: Option<String>) -> Actor {
-        Actor { user_id: Some(self.user_id), name: self.username.clone(), ip }
+        Actor {
+            user_id: Some(self.user_id),
+            name: self.username.clone(),
+            ip,
+        }
     }
 }
 
@@ -288,7 +309,11 @@ pub struct Actor {
 
 impl Actor {
     pub fn system(name: &str) -> Self {
-        Self { user_id: None, name: name.to_string(), ip: None }
+        Self {
+            user_id: None,
+            name: name.to_string(),
+            ip: None,
+        }
     }
 }
 
@@ -402,7 +427,8 @@ pub struct UserUpdate {
 
 fn validate_username(u: &str) -> Result<()> {
     let ok = (3..=32).contains(&u.len())
-        && u.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+        && u.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
         && u.as_bytes()[0].is_ascii_alphanumeric();
     if ok {
         Ok(())
@@ -416,13 +442,22 @@ fn validate_username(u: &str) -> Result<()> {
 
 pub fn validate_password(username: &str, password: &str) -> Result<()> {
     if password.chars().count() < 10 {
-        return Err(CoreError::invalid("weak_password", "password must be at least 10 characters"));
+        return Err(CoreError::invalid(
+            "weak_password",
+            "password must be at least 10 characters",
+        ));
     }
     if password.len() > 256 {
-        return Err(CoreError::invalid("invalid_password", "password must be at most 256 bytes"));
+        return Err(CoreError::invalid(
+            "invalid_password",
+            "password must be at most 256 bytes",
+        ));
     }
     if password.to_lowercase().contains(&username.to_lowercase()) {
-        return Err(CoreError::invalid("weak_password", "password must not contain the username"));
+        return Err(CoreError::invalid(
+            "weak_password",
+            "password must not contain the username",
+        ));
     }
     Ok(())
 }
@@ -430,7 +465,10 @@ pub fn validate_password(username: &str, password: &str) -> Result<()> {
 fn validate_display_name(name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
-        return Err(CoreError::invalid("invalid_display_name", "display_name must be 1–64 characters"));
+        return Err(CoreError::invalid(
+            "invalid_display_name",
+            "display_name must be 1–64 characters",
+        ));
     }
     Ok(name.to_string())
 }
@@ -464,7 +502,10 @@ async fn resolve_grants(db: &Db, granter: &Principal, input: &[GrantInput]) -> R
             })?;
             Scope::Region(region.code())
         };
-        let allowed = granter.grants.iter().any(|mine| mine.role == Role::Admin && scope.within(&mine.scope));
+        let allowed = granter
+            .grants
+            .iter()
+            .any(|mine| mine.role == Role::Admin && scope.within(&mine.scope));
         if !allowed {
             return Err(CoreError::Forbidden(format!("you may not grant scope {scope}")));
         }
@@ -477,10 +518,14 @@ async fn resolve_grants(db: &Db, granter: &Principal, input: &[GrantInput]) -> R
 }
 
 async fn write_grants(tx: &mut Tx, user_id: i64, grants: &[Grant]) -> Result<()> {
-    let del = Query::delete().from_table(UserRoles::Table).and_where(Expr::col(UserRoles::UserId).eq(user_id)).to_owned();
+    let del = Query::delete()
+        .from_table(UserRoles::Table)
+        .and_where(Expr::col(UserRoles::UserId).eq(user_id))
+        .to_owned();
     tx.execute(&del).await?;
     let mut ins = Query::insert();
-    ins.into_table(UserRoles::Table).columns([UserRoles::UserId, UserRoles::Role, UserRoles::Scope]);
+    ins.into_table(UserRoles::Table)
+        .columns([UserRoles::UserId, UserRoles::Role, UserRoles::Scope]);
     for g in grants {
         ins.values_panic([user_id.into(), g.role.as_str().into(), g.scope.to_string().into()]);
     }
@@ -535,7 +580,15 @@ async fn insert_user(
     let mut tx = db.begin().await?;
     let ins = Query::insert()
         .into_table(Users::Table)
-        .columns([Users::Username, Users::DisplayName, Users::PasswordHash, Users::Phone, Users::Disabled, Users::CreatedAt, Users::UpdatedAt])
+        .columns([
+            Users::Username,
+            Users::DisplayName,
+            Users::PasswordHash,
+            Users::Phone,
+            Users::Disabled,
+            Users::CreatedAt,
+            Users::UpdatedAt,
+        ])
         .values_panic([
             username.into(),
             display_name.into(),
@@ -564,7 +617,15 @@ async fn insert_user(
     )
     .await?;
     tx.commit().await?;
-    Ok(User { id, username: username.to_string(), display_name: display_name.to_string(), phone, disabled: false, created_at: at, roles: grants })
+    Ok(User {
+        id,
+        username: username.to_string(),
+        display_name: display_name.to_string(),
+        phone,
+        disabled: false,
+        created_at: at,
+        roles: grants,
+    })
 }
 
 async fn grants_of(db: &Db, user_ids: &[i64]) -> Result<Vec<(i64, Grant)>> {
@@ -581,12 +642,28 @@ async fn grants_of(db: &Db, user_ids: &[i64]) -> Result<Vec<(i64, Grant)>> {
     let rows: Vec<(i64, String, String)> = db.fetch_all(&q).await?;
     Ok(rows
         .into_iter()
-        .filter_map(|(id, role, scope)| Some((id, Grant { role: Role::parse(&role).ok()?, scope: Scope::parse_stored(&scope) })))
+        .filter_map(|(id, role, scope)| {
+            Some((
+                id,
+                Grant {
+                    role: Role::parse(&role).ok()?,
+                    scope: Scope::parse_stored(&scope),
+                },
+            ))
+        })
         .collect())
 }
 
 fn user_columns() -> [Users; 7] {
-    [Users::Id, Users::Username, Users::DisplayName, Users::PasswordHash, Users::Phone, Users::Disabled, Users::CreatedAt]
+    [
+        Users::Id,
+        Users::Username,
+        Users::DisplayName,
+        Users::PasswordHash,
+        Users::Phone,
+        Users::Disabled,
+        Users::CreatedAt,
+    ]
 }
 
 fn to_user(row: UserRow, grants: &[(i64, Grant)]) -> User {
@@ -597,7 +674,11 @@ fn to_user(row: UserRow, grants: &[(i64, Grant)]) -> User {
         phone: row.phone,
         disabled: row.disabled,
         created_at: row.created_at,
-        roles: grants.iter().filter(|(id, _)| *id == row.id).map(|(_, g)| g.clone()).collect(),
+        roles: grants
+            .iter()
+            .filter(|(id, _)| *id == row.id)
+            .map(|(_, g)| g.clone())
+            .collect(),
     }
 }
 
@@ -607,15 +688,23 @@ fn may_view(viewer: &Principal, user: &User) -> bool {
     if viewer.user_id == user.id || viewer.is_national_admin() {
         return true;
     }
-    let mine: Vec<&Scope> =
-        viewer.grants.iter().filter(|g| matches!(g.role, Role::Admin | Role::Official)).map(|g| &g.scope).collect();
+    let mine: Vec<&Scope> = viewer
+        .grants
+        .iter()
+        .filter(|g| matches!(g.role, Role::Admin | Role::Official))
+        .map(|g| &g.scope)
+        .collect();
     !user.roles.is_empty() && user.roles.iter().all(|g| mine.iter().any(|m| g.scope.within(m)))
 }
 
 /// Users visible to `viewer`, phones masked unless the viewer administers them.
 pub async fn list_users(db: &Db, viewer: &Principal) -> Result<Vec<User>> {
     viewer.require_role(&[Role::Admin, Role::Official])?;
-    let q = Query::select().columns(user_columns()).from(Users::Table).order_by(Users::Id, Order::Asc).to_owned();
+    let q = Query::select()
+        .columns(user_columns())
+        .from(Users::Table)
+        .order_by(Users::Id, Order::Asc)
+        .to_owned();
     let rows: Vec<UserRow> = db.fetch_all(&q).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let grants = grants_of(db, &ids).await?;
@@ -630,8 +719,14 @@ pub async fn list_users(db: &Db, viewer: &Principal) -> Result<Vec<User>> {
 /// Whether `viewer` may change `user`: an administrator whose scopes cover
 /// every scope the user holds.
 pub fn may_administer(viewer: &Principal, user: &User) -> bool {
-    let mine: Vec<&Scope> = viewer.grants.iter().filter(|g| g.role == Role::Admin).map(|g| &g.scope).collect();
-    viewer.is_national_admin() || (!user.roles.is_empty() && user.roles.iter().all(|g| mine.iter().any(|m| g.scope.within(m))))
+    let mine: Vec<&Scope> = viewer
+        .grants
+        .iter()
+        .filter(|g| g.role == Role::Admin)
+        .map(|g| &g.scope)
+        .collect();
+    viewer.is_national_admin()
+        || (!user.roles.is_empty() && user.roles.iter().all(|g| mine.iter().any(|m| g.scope.within(m))))
 }
 
 fn mask_for(viewer: &Principal, mut user: User) -> User {
@@ -642,15 +737,23 @@ fn mask_for(viewer: &Principal, mut user: User) -> User {
 }
 
 async fn load_user(db: &Db, id: i64) -> Result<Option<(User, String)>> {
-    let q = Query::select().columns(user_columns()).from(Users::Table).and_where(Expr::col(Users::Id).eq(id)).to_owned();
-    let Some(row): Option<UserRow> = db.fetch_optional(&q).await? else { return Ok(None) };
+    let q = Query::select()
+        .columns(user_columns())
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Id).eq(id))
+        .to_owned();
+    let Some(row): Option<UserRow> = db.fetch_optional(&q).await? else {
+        return Ok(None);
+    };
     let grants = grants_of(db, &[id]).await?;
     let hash = row.password_hash.clone();
     Ok(Some((to_user(row, &grants), hash)))
 }
 
 pub async fn get_user(db: &Db, viewer: &Principal, id: i64) -> Result<User> {
-    let (user, _) = load_user(db, id).await?.ok_or_else(|| CoreError::NotFound(format!("no user {id}")))?;
+    let (user, _) = load_user(db, id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no user {id}")))?;
     if !may_view(viewer, &user) {
         return Err(CoreError::Forbidden(format!("user {id} is outside your scope")));
     }
@@ -661,7 +764,9 @@ pub async fn get_user(db: &Db, viewer: &Principal, id: i64) -> Result<User> {
 /// scopes (before and after) may. Disabling a user ends their sessions.
 pub async fn update_user(db: &Db, admin: &Principal, actor: &Actor, id: i64, upd: UserUpdate) -> Result<User> {
     admin.require_role(&[Role::Admin])?;
-    let (user, _) = load_user(db, id).await?.ok_or_else(|| CoreError::NotFound(format!("no user {id}")))?;
+    let (user, _) = load_user(db, id)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no user {id}")))?;
     if !may_administer(admin, &user) {
         return Err(CoreError::Forbidden(format!("user {id} is outside your scope")));
     }
@@ -669,8 +774,16 @@ pub async fn update_user(db: &Db, admin: &Principal, actor: &Actor, id: i64, upd
         Some(r) => Some(resolve_grants(db, admin, r).await?),
         None => None,
     };
-    if id == admin.user_id && (upd.disabled == Some(true) || grants.as_ref().is_some_and(|g| !g.iter().any(|g| g.role == Role::Admin))) {
-        return Err(CoreError::invalid("self_lockout", "you cannot disable yourself or remove your own admin role"));
+    if id == admin.user_id
+        && (upd.disabled == Some(true)
+            || grants
+                .as_ref()
+                .is_some_and(|g| !g.iter().any(|g| g.role == Role::Admin)))
+    {
+        return Err(CoreError::invalid(
+            "self_lockout",
+            "you cannot disable yourself or remove your own admin role",
+        ));
     }
     let display_name = upd.display_name.as_deref().map(validate_display_name).transpose()?;
     let phone = match upd.phone.as_deref() {
@@ -686,7 +799,9 @@ pub async fn update_user(db: &Db, admin: &Principal, actor: &Actor, id: i64, upd
     };
     let mut tx = db.begin().await?;
     let mut q = Query::update();
-    q.table(Users::Table).value(Users::UpdatedAt, now()).and_where(Expr::col(Users::Id).eq(id));
+    q.table(Users::Table)
+        .value(Users::UpdatedAt, now())
+        .and_where(Expr::col(Users::Id).eq(id));
     if let Some(n) = &display_name {
         q.value(Users::DisplayName, n.as_str());
     }
@@ -704,7 +819,10 @@ pub async fn update_user(db: &Db, admin: &Principal, actor: &Actor, id: i64, upd
         write_grants(&mut tx, id, g).await?;
     }
     if upd.disabled == Some(true) || hash.is_some() {
-        let del = Query::delete().from_table(Sessions::Table).and_where(Expr::col(Sessions::UserId).eq(id)).to_owned();
+        let del = Query::delete()
+            .from_table(Sessions::Table)
+            .and_where(Expr::col(Sessions::UserId).eq(id))
+            .to_owned();
         tx.execute(&del).await?;
     }
     let region = grants_region(grants.as_deref().unwrap_or(&user.roles));
@@ -733,7 +851,10 @@ pub async fn update_user(db: &Db, admin: &Principal, actor: &Actor, id: i64, upd
 /// Creates the first administrator (national scope) when there are no users.
 /// Returns the password when it was generated, so the caller can print it once.
 pub async fn ensure_admin(db: &Db, password: Option<&str>) -> Result<Option<String>> {
-    let q = Query::select().expr(Expr::cust("COUNT(*)")).from(Users::Table).to_owned();
+    let q = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Users::Table)
+        .to_owned();
     let (n,): (i64,) = db.fetch_one(&q).await?;
     if n > 0 {
         return Ok(None);
@@ -743,8 +864,20 @@ pub async fn ensure_admin(db: &Db, password: Option<&str>) -> Result<Option<Stri
         None => (generate_password(), true),
     };
     let hash = hash_password(&password)?;
-    let grants = vec![Grant { role: Role::Admin, scope: Scope::All }];
-    insert_user(db, &Actor::system("bootstrap"), "admin", "系统管理员 Administrator", &hash, None, grants).await?;
+    let grants = vec![Grant {
+        role: Role::Admin,
+        scope: Scope::All,
+    }];
+    insert_user(
+        db,
+        &Actor::system("bootstrap"),
+        "admin",
+        "系统管理员 Administrator",
+        &hash,
+        None,
+        grants,
+    )
+    .await?;
     Ok(generated.then_some(password))
 }
 
@@ -757,7 +890,12 @@ const MAX_FAILURES_PER_USER: i64 = 5;
 /// Failures per client address within the window (covers password spraying).
 const MAX_FAILURES_PER_IP: i64 = 30;
 
-async fn recent_failures(db: &Db, col: LoginAttempts, value: &str, since: Timestamp) -> Result<(i64, Option<Timestamp>)> {
+async fn recent_failures(
+    db: &Db,
+    col: LoginAttempts,
+    value: &str,
+    since: Timestamp,
+) -> Result<(i64, Option<Timestamp>)> {
     let q = Query::select()
         .expr(Expr::cust("COUNT(*)"))
         .expr(Expr::cust("MIN(at)"))
@@ -790,11 +928,20 @@ pub async fn login(db: &Db, username: &str, password: &str, ip: &str, ttl: Durat
         None
     };
     if let Some(first) = limited {
-        let retry = Ord::max((first + Duration::minutes(ATTEMPT_WINDOW_MINUTES) - now()).num_seconds(), 1) as u64;
-        return Err(CoreError::TooManyAttempts { retry_after_secs: retry });
+        let retry = Ord::max(
+            (first + Duration::minutes(ATTEMPT_WINDOW_MINUTES) - now()).num_seconds(),
+            1,
+        ) as u64;
+        return Err(CoreError::TooManyAttempts {
+            retry_after_secs: retry,
+        });
     }
 
-    let q = Query::select().columns(user_columns()).from(Users::Table).and_where(Expr::col(Users::Username).eq(username.as_str())).to_owned();
+    let q = Query::select()
+        .columns(user_columns())
+        .from(Users::Table)
+        .and_where(Expr::col(Users::Username).eq(username.as_str()))
+        .to_owned();
     let row: Option<UserRow> = db.fetch_optional(&q).await?;
     let ok_user = match &row {
         Some(r) => verify_password(password, &r.password_hash) && !r.disabled,
@@ -807,13 +954,32 @@ pub async fn login(db: &Db, username: &str, password: &str, ip: &str, ttl: Durat
     let mut tx = db.begin().await?;
     let attempt = Query::insert()
         .into_table(LoginAttempts::Table)
-        .columns([LoginAttempts::Username, LoginAttempts::Ip, LoginAttempts::At, LoginAttempts::Success])
+        .columns([
+            LoginAttempts::Username,
+            LoginAttempts::Ip,
+            LoginAttempts::At,
+            LoginAttempts::Success,
+        ])
         .values_panic([username.as_str().into(), ip.into(), at.into(), ok_user.into()])
         .to_owned();
     tx.execute(&attempt).await?;
-    let actor = Actor { user_id: row.as_ref().map(|r| r.id), name: username.clone(), ip: Some(ip.to_string()) };
+    let actor = Actor {
+        user_id: row.as_ref().map(|r| r.id),
+        name: username.clone(),
+        ip: Some(ip.to_string()),
+    };
     let Some(row) = row.filter(|_| ok_user) else {
-        audit::record(&mut tx, &actor, AuditEvent { action: "auth.login_failed", target: format!("username:{username}"), region: None, detail: serde_json::json!({}) }).await?;
+        audit::record(
+            &mut tx,
+            &actor,
+            AuditEvent {
+                action: "auth.login_failed",
+                target: format!("username:{username}"),
+                region: None,
+                detail: serde_json::json!({}),
+            },
+        )
+        .await?;
         tx.commit().await?;
         return Err(CoreError::BadCredentials);
     };
@@ -821,12 +987,34 @@ pub async fn login(db: &Db, username: &str, password: &str, ip: &str, ttl: Durat
     let expires_at = at + ttl;
     let ins = Query::insert()
         .into_table(Sessions::Table)
-        .columns([Sessions::TokenHash, Sessions::UserId, Sessions::CreatedAt, Sessions::ExpiresAt, Sessions::Ip])
-        .values_panic([hash_secret(&token).into(), row.id.into(), at.into(), expires_at.into(), ip.into()])
+        .columns([
+            Sessions::TokenHash,
+            Sessions::UserId,
+            Sessions::CreatedAt,
+            Sessions::ExpiresAt,
+            Sessions::Ip,
+        ])
+        .values_panic([
+            hash_secret(&token).into(),
+            row.id.into(),
+            at.into(),
+            expires_at.into(),
+            ip.into(),
+        ])
         .to_owned();
     tx.execute(&ins).await?;
     let grants: Vec<Grant> = grants_of(db, &[row.id]).await?.into_iter().map(|(_, g)| g).collect();
-    audit::record(&mut tx, &actor, AuditEvent { action: "auth.login", target: format!("user:{}", row.id), region: grants_region(&grants), detail: serde_json::json!({}) }).await?;
+    audit::record(
+        &mut tx,
+        &actor,
+        AuditEvent {
+            action: "auth.login",
+            target: format!("user:{}", row.id),
+            region: grants_region(&grants),
+            detail: serde_json::json!({}),
+        },
+    )
+    .await?;
     // Expired sessions of this user go with each sign-in, keeping the table small.
     let purge = Query::delete()
         .from_table(Sessions::Table)
@@ -852,9 +1040,22 @@ pub async fn login(db: &Db, username: &str, password: &str, ip: &str, ttl: Durat
 /// Ends the session of `token` (no-op for API tokens, which are revoked instead).
 pub async fn logout(db: &Db, principal: &Principal, token: &str, ip: Option<String>) -> Result<()> {
     let mut tx = db.begin().await?;
-    let del = Query::delete().from_table(Sessions::Table).and_where(Expr::col(Sessions::TokenHash).eq(hash_secret(token))).to_owned();
+    let del = Query::delete()
+        .from_table(Sessions::Table)
+        .and_where(Expr::col(Sessions::TokenHash).eq(hash_secret(token)))
+        .to_owned();
     tx.execute(&del).await?;
-    audit::record(&mut tx, &principal.actor(ip), AuditEvent { action: "auth.logout", target: format!("user:{}", principal.user_id), region: None, detail: serde_json::json!({}) }).await?;
+    audit::record(
+        &mut tx,
+        &principal.actor(ip),
+        AuditEvent {
+            action: "auth.logout",
+            target: format!("user:{}", principal.user_id),
+            region: None,
+            detail: serde_json::json!({}),
+        },
+    )
+    .await?;
     cache::bump(&mut tx, cache::AUTH).await?;
     tx.commit().await
 }
@@ -889,7 +1090,10 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
             .expr_as(Expr::cust("NULL"), "token_id")
             .column((Sessions::Table, Sessions::ExpiresAt))
             .from(Sessions::Table)
-            .inner_join(Users::Table, Expr::col((Users::Table, Users::Id)).equals((Sessions::Table, Sessions::UserId)))
+            .inner_join(
+                Users::Table,
+                Expr::col((Users::Table, Users::Id)).equals((Sessions::Table, Sessions::UserId)),
+            )
             .and_where(Expr::col((Sessions::Table, Sessions::TokenHash)).eq(hash.as_str()))
             .and_where(Expr::col((Sessions::Table, Sessions::ExpiresAt)).gt(at));
         Credential::Session
@@ -898,7 +1102,10 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
             .expr_as(Expr::col((ApiTokens::Table, ApiTokens::Id)), "token_id")
             .column((ApiTokens::Table, ApiTokens::ExpiresAt))
             .from(ApiTokens::Table)
-            .inner_join(Users::Table, Expr::col((Users::Table, Users::Id)).equals((ApiTokens::Table, ApiTokens::UserId)))
+            .inner_join(
+                Users::Table,
+                Expr::col((Users::Table, Users::Id)).equals((ApiTokens::Table, ApiTokens::UserId)),
+            )
             .and_where(Expr::col((ApiTokens::Table, ApiTokens::TokenHash)).eq(hash.as_str()))
             .and_where(Expr::col((ApiTokens::Table, ApiTokens::RevokedAt)).is_null())
             .and_where(
@@ -911,7 +1118,10 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
         return Ok(None);
     };
     // Joined after the credential table, so PostgreSQL sees `users` in scope.
-    q.inner_join(UserRoles::Table, Expr::col((UserRoles::Table, UserRoles::UserId)).equals((Users::Table, Users::Id)));
+    q.inner_join(
+        UserRoles::Table,
+        Expr::col((UserRoles::Table, UserRoles::UserId)).equals((Users::Table, Users::Id)),
+    );
     let rows: Vec<CredentialRow> = db.fetch_all(&q).await?;
     let Some(first) = rows.first() else { return Ok(None) };
     if let Some(token_id) = first.token_id {
@@ -927,7 +1137,12 @@ pub async fn authenticate(db: &Db, secret: &str) -> Result<Option<Principal>> {
     }
     let grants = rows
         .iter()
-        .filter_map(|r| Some(Grant { role: Role::parse(&r.role).ok()?, scope: Scope::parse_stored(&r.scope) }))
+        .filter_map(|r| {
+            Some(Grant {
+                role: Role::parse(&r.role).ok()?,
+                scope: Scope::parse_stored(&r.scope),
+            })
+        })
         .collect();
     Ok(Some(Principal {
         user_id: first.user_id,
@@ -948,9 +1163,19 @@ pub async fn principal_for_username(db: &Db, username: &str) -> Result<Principal
         .and_where(Expr::col(Users::Username).eq(username))
         .and_where(Expr::col(Users::Disabled).eq(false))
         .to_owned();
-    let row: UserRow = db.fetch_optional(&q).await?.ok_or_else(|| CoreError::NotFound(format!("no active user {username:?}")))?;
+    let row: UserRow = db
+        .fetch_optional(&q)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no active user {username:?}")))?;
     let grants = grants_of(db, &[row.id]).await?.into_iter().map(|(_, g)| g).collect();
-    Ok(Principal { user_id: row.id, username: row.username, display_name: row.display_name, grants, credential: Credential::ApiToken, expires_at: None })
+    Ok(Principal {
+        user_id: row.id,
+        username: row.username,
+        display_name: row.display_name,
+        grants,
+        credential: Credential::ApiToken,
+        expires_at: None,
+    })
 }
 
 /// The platform operator at the console: a national administrator that is
@@ -960,7 +1185,10 @@ pub fn operator() -> Principal {
         user_id: 0,
         username: "operator".into(),
         display_name: "console operator".into(),
-        grants: vec![Grant { role: Role::Admin, scope: Scope::All }],
+        grants: vec![Grant {
+            role: Role::Admin,
+            scope: Scope::All,
+        }],
         credential: Credential::ApiToken,
         expires_at: None,
     }
@@ -981,13 +1209,22 @@ pub struct ApiToken {
 
 /// Creates an API token for the caller's own account, acting with the
 /// caller's roles; the secret is returned once and only its hash is kept.
-pub async fn create_token(db: &Db, owner: &Principal, actor: &Actor, name: &str, expires_in_days: Option<i64>) -> Result<(ApiToken, String)> {
+pub async fn create_token(
+    db: &Db,
+    owner: &Principal,
+    actor: &Actor,
+    name: &str,
+    expires_in_days: Option<i64>,
+) -> Result<(ApiToken, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 64 {
         return Err(CoreError::invalid("invalid_token_name", "name must be 1–64 characters"));
     }
     if expires_in_days.is_some_and(|d| !(1..=3650).contains(&d)) {
-        return Err(CoreError::invalid("invalid_expiry", "expires_in_days must be between 1 and 3650"));
+        return Err(CoreError::invalid(
+            "invalid_expiry",
+            "expires_in_days must be between 1 and 3650",
+        ));
     }
     let secret = format!("{TOKEN_PREFIX}{}", b64(&random_bytes::<32>()));
     let prefix = secret[..TOKEN_PREFIX.len() + 6].to_string();
@@ -996,25 +1233,69 @@ pub async fn create_token(db: &Db, owner: &Principal, actor: &Actor, name: &str,
     let mut tx = db.begin().await?;
     let ins = Query::insert()
         .into_table(ApiTokens::Table)
-        .columns([ApiTokens::UserId, ApiTokens::Name, ApiTokens::TokenHash, ApiTokens::Prefix, ApiTokens::CreatedAt, ApiTokens::ExpiresAt])
-        .values_panic([owner.user_id.into(), name.into(), hash_secret(&secret).into(), prefix.as_str().into(), at.into(), expires_at.into()])
+        .columns([
+            ApiTokens::UserId,
+            ApiTokens::Name,
+            ApiTokens::TokenHash,
+            ApiTokens::Prefix,
+            ApiTokens::CreatedAt,
+            ApiTokens::ExpiresAt,
+        ])
+        .values_panic([
+            owner.user_id.into(),
+            name.into(),
+            hash_secret(&secret).into(),
+            prefix.as_str().into(),
+            at.into(),
+            expires_at.into(),
+        ])
         .returning_col(ApiTokens::Id)
         .to_owned();
     let (id,): (i64,) = tx.fetch_one(&ins).await?;
-    audit::record(&mut tx, actor, AuditEvent { action: "token.create", target: format!("token:{id}"), region: grants_region(&owner.grants), detail: serde_json::json!({"name": name, "prefix": prefix}) }).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        AuditEvent {
+            action: "token.create",
+            target: format!("token:{id}"),
+            region: grants_region(&owner.grants),
+            detail: serde_json::json!({"name": name, "prefix": prefix}),
+        },
+    )
+    .await?;
     tx.commit().await?;
-    let token = ApiToken { id, user_id: owner.user_id, name: name.to_string(), prefix, created_at: at, expires_at, revoked_at: None, last_used_at: None };
+    let token = ApiToken {
+        id,
+        user_id: owner.user_id,
+        name: name.to_string(),
+        prefix,
+        created_at: at,
+        expires_at,
+        revoked_at: None,
+        last_used_at: None,
+    };
     Ok((token, secret))
 }
 
 fn token_columns() -> [ApiTokens; 8] {
-    [ApiTokens::Id, ApiTokens::UserId, ApiTokens::Name, ApiTokens::Prefix, ApiTokens::CreatedAt, ApiTokens::ExpiresAt, ApiTokens::RevokedAt, ApiTokens::LastUsedAt]
+    [
+        ApiTokens::Id,
+        ApiTokens::UserId,
+        ApiTokens::Name,
+        ApiTokens::Prefix,
+        ApiTokens::CreatedAt,
+        ApiTokens::ExpiresAt,
+        ApiTokens::RevokedAt,
+        ApiTokens::LastUsedAt,
+    ]
 }
 
 /// The caller's tokens; a national administrator sees everyone's.
 pub async fn list_tokens(db: &Db, viewer: &Principal) -> Result<Vec<ApiToken>> {
     let mut q = Query::select();
-    q.columns(token_columns()).from(ApiTokens::Table).order_by(ApiTokens::Id, Order::Asc);
+    q.columns(token_columns())
+        .from(ApiTokens::Table)
+        .order_by(ApiTokens::Id, Order::Asc);
     if !viewer.is_national_admin() {
         q.and_where(Expr::col(ApiTokens::UserId).eq(viewer.user_id));
     }
@@ -1023,8 +1304,15 @@ pub async fn list_tokens(db: &Db, viewer: &Principal) -> Result<Vec<ApiToken>> {
 
 /// Revokes a token of the caller's own (or any, for a national administrator).
 pub async fn revoke_token(db: &Db, viewer: &Principal, actor: &Actor, id: i64) -> Result<()> {
-    let q = Query::select().columns(token_columns()).from(ApiTokens::Table).and_where(Expr::col(ApiTokens::Id).eq(id)).to_owned();
-    let token: ApiToken = db.fetch_optional(&q).await?.ok_or_else(|| CoreError::NotFound(format!("no token {id}")))?;
+    let q = Query::select()
+        .columns(token_columns())
+        .from(ApiTokens::Table)
+        .and_where(Expr::col(ApiTokens::Id).eq(id))
+        .to_owned();
+    let token: ApiToken = db
+        .fetch_optional(&q)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no token {id}")))?;
     if token.user_id != viewer.user_id && !viewer.is_national_admin() {
         return Err(CoreError::Forbidden(format!("token {id} is not yours")));
     }
@@ -1036,7 +1324,17 @@ pub async fn revoke_token(db: &Db, viewer: &Principal, actor: &Actor, id: i64) -
         .and_where(Expr::col(ApiTokens::RevokedAt).is_null())
         .to_owned();
     tx.execute(&upd).await?;
-    audit::record(&mut tx, actor, AuditEvent { action: "token.revoke", target: format!("token:{id}"), region: None, detail: serde_json::json!({"name": token.name}) }).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        AuditEvent {
+            action: "token.revoke",
+            target: format!("token:{id}"),
+            region: None,
+            detail: serde_json::json!({"name": token.name}),
+        },
+    )
+    .await?;
     cache::bump(&mut tx, cache::AUTH).await?;
     tx.commit().await
 }
@@ -1052,7 +1350,14 @@ mod tests {
             display_name: "u".into(),
             grants: grants
                 .iter()
-                .map(|(r, s)| Grant { role: *r, scope: if *s == "*" { Scope::All } else { Scope::Region(RegionCode::parse(s).unwrap()) } })
+                .map(|(r, s)| Grant {
+                    role: *r,
+                    scope: if *s == "*" {
+                        Scope::All
+                    } else {
+                        Scope::Region(RegionCode::parse(s).unwrap())
+                    },
+                })
                 .collect(),
             credential: Credential::Session,
             expires_at: None,
@@ -1071,7 +1376,10 @@ mod tests {
         assert!(!o.can(&[Role::Official], &rc("360103")));
         assert!(!o.can(&[Role::Official], &rc("3601")));
         assert!(!o.can(&[Role::Admin], &rc("360102")));
-        assert_eq!(o.require(&[Role::Official], &rc("3601")).unwrap_err().code(), "forbidden");
+        assert_eq!(
+            o.require(&[Role::Official], &rc("3601")).unwrap_err().code(),
+            "forbidden"
+        );
         assert_eq!(o.scopes(None), Some(vec![rc("360102")]));
     }
 
@@ -1116,17 +1424,29 @@ mod tests {
     #[test]
     fn password_rules() {
         assert_eq!(validate_password("zhang", "short").unwrap_err().code(), "weak_password");
-        assert_eq!(validate_password("zhang", "my-zhang-password").unwrap_err().code(), "weak_password");
+        assert_eq!(
+            validate_password("zhang", "my-zhang-password").unwrap_err().code(),
+            "weak_password"
+        );
         assert!(validate_password("zhang", "a long enough secret").is_ok());
     }
 
     #[test]
     fn audit_region_of_grants_is_their_common_region() {
-        let g = |s: &str| Grant { role: Role::Official, scope: Scope::Region(rc(s)) };
+        let g = |s: &str| Grant {
+            role: Role::Official,
+            scope: Scope::Region(rc(s)),
+        };
         assert_eq!(grants_region(&[g("360102"), g("360103")]).as_deref(), Some("3601"));
         assert_eq!(grants_region(&[g("360102002001")]).as_deref(), Some("360102002001"));
         assert_eq!(grants_region(&[g("360102"), g("110101")]), None);
-        assert_eq!(grants_region(&[Grant { role: Role::Admin, scope: Scope::All }]), None);
+        assert_eq!(
+            grants_region(&[Grant {
+                role: Role::Admin,
+                scope: Scope::All
+            }]),
+            None
+        );
     }
 
     #[test]

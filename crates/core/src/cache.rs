@@ -34,7 +34,10 @@ pub async fn bump(tx: &mut Tx, name: &str) -> Result<()> {
         .values_panic([name.into(), 1i64.into()])
         .on_conflict(
             OnConflict::column(CacheGenerations::Name)
-                .value(CacheGenerations::Generation, Expr::col((CacheGenerations::Table, CacheGenerations::Generation)).add(1))
+                .value(
+                    CacheGenerations::Generation,
+                    Expr::col((CacheGenerations::Table, CacheGenerations::Generation)).add(1),
+                )
                 .to_owned(),
         )
         .to_owned();
@@ -44,7 +47,10 @@ pub async fn bump(tx: &mut Tx, name: &str) -> Result<()> {
 
 /// Every generation counter, by name.
 pub async fn generations(db: &Db) -> Result<HashMap<String, i64>> {
-    let q = Query::select().columns([CacheGenerations::Name, CacheGenerations::Generation]).from(CacheGenerations::Table).to_owned();
+    let q = Query::select()
+        .columns([CacheGenerations::Name, CacheGenerations::Generation])
+        .from(CacheGenerations::Table)
+        .to_owned();
     let rows: Vec<(String, i64)> = db.fetch_all(&q).await?;
     Ok(rows.into_iter().collect())
 }
@@ -58,7 +64,11 @@ pub struct TtlCache<K, V> {
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
     /// A TTL of zero disables the cache.
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { ttl, capacity, map: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            capacity,
+            map: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -66,7 +76,9 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             return None;
         }
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
+        map.get(key)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, v)| v.clone())
     }
 
     pub fn insert(&self, key: K, value: V) {

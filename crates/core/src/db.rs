@@ -14,7 +14,9 @@ use sea_query::{PostgresQueryBuilder, SqliteQueryBuilder};
 use sea_query_sqlx::SqlxBinder;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Connection, FromRow, Postgres, Sqlite, Transaction};
 
 use crate::error::{CoreError, Result};
@@ -187,7 +189,10 @@ impl Db {
                 Self::Postgres(p) => sqlx::query_as(AssertSqlSafe(sql)).fetch_all(p).await,
             }
             .unwrap_or_default();
-            pending += m.iter().filter(|mig| !applied.iter().any(|(v,)| *v == mig.version)).count();
+            pending += m
+                .iter()
+                .filter(|mig| !applied.iter().any(|(v,)| *v == mig.version))
+                .count();
         }
         Ok(pending)
     }
@@ -219,23 +224,41 @@ impl Db {
     }
 
     pub async fn fetch_all<T: DbRow>(&self, q: &impl SqlxBinder) -> Result<Vec<T>> {
-        Ok(run!(self.reader(), q, |ex, sql, v| sqlx::query_as_with(AssertSqlSafe(sql), v).fetch_all(ex).await?))
+        Ok(run!(self.reader(), q, |ex, sql, v| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .fetch_all(ex)
+        .await?))
     }
 
     pub async fn fetch_optional<T: DbRow>(&self, q: &impl SqlxBinder) -> Result<Option<T>> {
-        Ok(run!(self.reader(), q, |ex, sql, v| sqlx::query_as_with(AssertSqlSafe(sql), v).fetch_optional(ex).await?))
+        Ok(run!(self.reader(), q, |ex, sql, v| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .fetch_optional(ex)
+        .await?))
     }
 
     pub async fn fetch_one<T: DbRow>(&self, q: &impl SqlxBinder) -> Result<T> {
-        Ok(run!(self.reader(), q, |ex, sql, v| sqlx::query_as_with(AssertSqlSafe(sql), v).fetch_one(ex).await?))
+        Ok(run!(self.reader(), q, |ex, sql, v| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .fetch_one(ex)
+        .await?))
     }
 
     /// Executes a single write outside any explicit transaction.
     pub async fn execute(&self, q: &impl SqlxBinder) -> Result<u64> {
-        Ok(run!(self.writer(), q, |ex, sql, v| sqlx::query_with(AssertSqlSafe(sql), v)
-            .execute(ex)
-            .await?
-            .rows_affected()))
+        Ok(run!(self.writer(), q, |ex, sql, v| sqlx::query_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .execute(ex)
+        .await?
+        .rows_affected()))
     }
 
     /// Executes dialect-specific SQL on the writer (maintenance statements).
@@ -287,22 +310,40 @@ impl Tx {
     }
 
     pub async fn fetch_all<T: DbRow>(&mut self, q: &impl SqlxBinder) -> Result<Vec<T>> {
-        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_as_with(AssertSqlSafe(sql), v).fetch_all(ex).await?))
+        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .fetch_all(ex)
+        .await?))
     }
 
     pub async fn fetch_optional<T: DbRow>(&mut self, q: &impl SqlxBinder) -> Result<Option<T>> {
-        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_as_with(AssertSqlSafe(sql), v).fetch_optional(ex).await?))
+        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .fetch_optional(ex)
+        .await?))
     }
 
     pub async fn fetch_one<T: DbRow>(&mut self, q: &impl SqlxBinder) -> Result<T> {
-        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_as_with(AssertSqlSafe(sql), v).fetch_one(ex).await?))
+        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_as_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .fetch_one(ex)
+        .await?))
     }
 
     pub async fn execute(&mut self, q: &impl SqlxBinder) -> Result<u64> {
-        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_with(AssertSqlSafe(sql), v)
-            .execute(ex)
-            .await?
-            .rows_affected()))
+        Ok(run!(self.conn(), q, |ex, sql, v| sqlx::query_with(
+            AssertSqlSafe(sql),
+            v
+        )
+        .execute(ex)
+        .await?
+        .rows_affected()))
     }
 
     pub async fn execute_raw(&mut self, sql: &str) -> Result<u64> {
@@ -323,5 +364,9 @@ impl Tx {
 
 /// Maps a unique violation to a 409 with the given code; other errors pass.
 pub fn on_unique(err: CoreError, code: &'static str, message: impl Into<String>) -> CoreError {
-    if err.is_unique_violation() { CoreError::conflict(code, message) } else { err }
+    if err.is_unique_violation() {
+        CoreError::conflict(code, message)
+    } else {
+        err
+    }
 }

@@ -42,27 +42,40 @@ pub type Result<T, E = CoreError> = std::result::Result<T, E>;
 
 impl CoreError {
     pub fn malformed(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Malformed { code, message: message.into() }
+        Self::Malformed {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Invalid { code, message: message.into() }
+        Self::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn missing(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Missing { code, message: message.into() }
+        Self::Missing {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
-        Self::Conflict { code, message: message.into() }
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The stable code clients see in `{"error": ...}`.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Malformed { code, .. } | Self::Invalid { code, .. } | Self::Missing { code, .. } | Self::Conflict { code, .. } => {
-                code
-            }
+            Self::Malformed { code, .. }
+            | Self::Invalid { code, .. }
+            | Self::Missing { code, .. }
+            | Self::Conflict { code, .. } => code,
             Self::NotFound(_) => "not_found",
             Self::Unauthenticated => "unauthenticated",
             Self::BadCredentials => "bad_credentials",

@@ -46,7 +46,11 @@ pub struct LineError {
 
 impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} line {} field {}: {}", self.file, self.line, self.field, self.message)
+        write!(
+            f,
+            "{} line {} field {}: {}",
+            self.file, self.line, self.field, self.message
+        )
     }
 }
 
@@ -74,20 +78,31 @@ pub fn region_files_in(dir: &Path) -> Result<Vec<RegionFile>> {
         let raw = std::fs::read(&path)?;
         let bytes = if gzip {
             let mut out = Vec::with_capacity(raw.len() * 5);
-            flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out).map_err(|e| {
-                CoreError::malformed("invalid_gzip", format!("{}: not a valid gzip file: {e}", path.display()))
-            })?;
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    CoreError::malformed(
+                        "invalid_gzip",
+                        format!("{}: not a valid gzip file: {e}", path.display()),
+                    )
+                })?;
             out
         } else {
             raw
         };
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         out.push(RegionFile { name, level, bytes });
     }
     if out.is_empty() {
         return Err(CoreError::malformed(
             "no_region_files",
-            format!("{} holds none of provinces.csv, cities.csv, counties.csv, townships.csv, villages.csv (.gz accepted)", dir.display()),
+            format!(
+                "{} holds none of provinces.csv, cities.csv, counties.csv, townships.csv, villages.csv (.gz accepted)",
+                dir.display()
+            ),
         ));
     }
     Ok(out)
@@ -144,7 +159,11 @@ fn parse_one(file: &RegionFile, records: &mut Vec<RegionRecord>, errors: &mut Ve
     };
     let col = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}') == name);
     let (Some(code_i), Some(name_i)) = (col("code"), col("name")) else {
-        errors.push(err(1, "header", "the header must name the columns code and name".into()));
+        errors.push(err(
+            1,
+            "header",
+            "the header must name the columns code and name".into(),
+        ));
         return;
     };
     let parent = parent_column(file.level).map(|c| (c, col(c)));
@@ -180,11 +199,18 @@ fn parse_one(file: &RegionFile, records: &mut Vec<RegionRecord>, errors: &mut Ve
             let given = row.get(i).unwrap_or("").trim();
             let derived = code.parent().map(|p| p.to_string()).unwrap_or_default();
             if given != derived {
-                errors.push(err(line, pcol, format!("parent {given:?} does not match code {code} (expected {derived})")));
+                errors.push(err(
+                    line,
+                    pcol,
+                    format!("parent {given:?} does not match code {code} (expected {derived})"),
+                ));
                 continue;
             }
         }
-        records.push(RegionRecord { code, name: name.to_string() });
+        records.push(RegionRecord {
+            code,
+            name: name.to_string(),
+        });
     }
 }
 
@@ -219,9 +245,12 @@ pub fn boundary_from_geojson(code: &RegionCode, text: &str) -> Result<Boundary> 
         .map_err(|e| CoreError::malformed("invalid_geojson", format!("boundary of {code}: {e}")))?;
     let geometry = match gj {
         geojson::GeoJson::Geometry(g) => g,
-        geojson::GeoJson::Feature(f) => f
-            .geometry
-            .ok_or_else(|| CoreError::malformed("invalid_geojson", format!("boundary of {code}: feature has no geometry")))?,
+        geojson::GeoJson::Feature(f) => f.geometry.ok_or_else(|| {
+            CoreError::malformed(
+                "invalid_geojson",
+                format!("boundary of {code}: feature has no geometry"),
+            )
+        })?,
         geojson::GeoJson::FeatureCollection(_) => {
             return Err(CoreError::malformed(
                 "invalid_geojson",
@@ -267,14 +296,23 @@ pub struct BoundaryFile {
 
 pub fn boundary_files_in(dir: &Path) -> Result<Vec<BoundaryFile>> {
     let mut out = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(dir)?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     entries.sort();
     for path in entries {
         if path.extension().and_then(|e| e.to_str()) != Some("geojson") {
             continue;
         }
-        let adcode = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        out.push(BoundaryFile { adcode, text: std::fs::read_to_string(&path)? });
+        let adcode = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push(BoundaryFile {
+            adcode,
+            text: std::fs::read_to_string(&path)?,
+        });
     }
     Ok(out)
 }
@@ -290,8 +328,12 @@ pub async fn import_boundaries(db: &Db, files: &[BoundaryFile]) -> Result<(u64, 
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
     for f in files {
-        let code = RegionCode::parse(&f.adcode)
-            .map_err(|_| CoreError::malformed("invalid_region_code", format!("{}.geojson: file name is not a region code", f.adcode)))?;
+        let code = RegionCode::parse(&f.adcode).map_err(|_| {
+            CoreError::malformed(
+                "invalid_region_code",
+                format!("{}.geojson: file name is not a region code", f.adcode),
+            )
+        })?;
         match regions::resolve(db, &code).await? {
             Some(region) => rows.push(boundary_from_geojson(&region.code(), &f.text)?),
             None => skipped.push(f.adcode.clone()),
@@ -319,7 +361,10 @@ pub async fn import_regions(
         return Err(ImportError::Tree(problems));
     }
     let written = regions::upsert(db, &records, progress).await?;
-    Ok(ImportSummary { read: records.len() as u64, written })
+    Ok(ImportSummary {
+        read: records.len() as u64,
+        written,
+    })
 }
 
 /// Why an import wrote nothing.
@@ -339,10 +384,12 @@ pub async fn load_shipped_jiangxi(db: &Db) -> Result<bool> {
     if regions::count(db).await? > 0 {
         return Ok(false);
     }
-    import_regions(db, &jiangxi_files(), &|_| {}).await.map_err(|e| match e {
-        ImportError::Core(c) => c,
-        other => CoreError::Internal(format!("shipped Jiangxi data is invalid: {other}")),
-    })?;
+    import_regions(db, &jiangxi_files(), &|_| {})
+        .await
+        .map_err(|e| match e {
+            ImportError::Core(c) => c,
+            other => CoreError::Internal(format!("shipped Jiangxi data is invalid: {other}")),
+        })?;
     import_boundaries(db, &jiangxi_boundary_files()).await?;
     Ok(true)
 }

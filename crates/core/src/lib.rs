@@ -6,8 +6,8 @@
 //! public functions here and never touch each other's tables.
 
 pub mod audit;
-pub mod cache;
 pub mod auth;
+pub mod cache;
 pub mod db;
 pub mod error;
 pub mod import;

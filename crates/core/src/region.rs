@@ -160,7 +160,11 @@ impl RegionCode {
 
     /// The 6-digit form used by boundary files and many other systems.
     pub fn six_digit(&self) -> String {
-        if self.0.len() >= 6 { self.0[..6].to_string() } else { format!("{:0<6}", self.0) }
+        if self.0.len() >= 6 {
+            self.0[..6].to_string()
+        } else {
+            format!("{:0<6}", self.0)
+        }
     }
 }
 
@@ -192,7 +196,12 @@ pub enum VillageType {
 }
 
 impl VillageType {
-    pub const ALL: [VillageType; 4] = [Self::Agglomeration, Self::Suburban, Self::Characteristic, Self::Relocation];
+    pub const ALL: [VillageType; 4] = [
+        Self::Agglomeration,
+        Self::Suburban,
+        Self::Characteristic,
+        Self::Relocation,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -246,14 +255,31 @@ mod tests {
             ("360102000000", vec!["360102000000", "360102000", "360102"]),
             ("360102002001", vec!["360102002001"]),
         ] {
-            let got: Vec<String> = RegionCode::parse(input).unwrap().lookup_candidates().iter().map(|c| c.to_string()).collect();
+            let got: Vec<String> = RegionCode::parse(input)
+                .unwrap()
+                .lookup_candidates()
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
             assert_eq!(got, want, "{input}");
         }
     }
 
     #[test]
     fn malformed_codes_are_rejected() {
-        for bad in ["", "3", "361", "36010", "3601020021", "abc", "36x1", "00", "000000", "3601020020011", " 3 6"] {
+        for bad in [
+            "",
+            "3",
+            "361",
+            "36010",
+            "3601020021",
+            "abc",
+            "36x1",
+            "00",
+            "000000",
+            "3601020020011",
+            " 3 6",
+        ] {
             let err = RegionCode::parse(bad).unwrap_err();
             assert_eq!(err.code(), "invalid_region_code", "{bad}");
         }

@@ -10,7 +10,7 @@ use crate::cache;
 use crate::db::{Db, Tx};
 use crate::error::{CoreError, Result};
 use crate::region::{RegionCode, RegionLevel, VillageType};
-use crate::time::{now, Timestamp};
+use crate::time::{Timestamp, now};
 
 #[derive(Iden)]
 pub(crate) enum Regions {
@@ -77,7 +77,12 @@ impl Region {
     }
 
     pub fn counts(&self) -> DescendantCounts {
-        DescendantCounts { city: self.n_city, county: self.n_county, township: self.n_township, village: self.n_village }
+        DescendantCounts {
+            city: self.n_city,
+            county: self.n_county,
+            township: self.n_township,
+            village: self.n_village,
+        }
     }
 }
 
@@ -114,7 +119,9 @@ pub async fn resolve(db: &Db, code: &RegionCode) -> Result<Option<Region>> {
         .and_where(Expr::col(Regions::Code).is_in(candidates.iter().map(|c| c.as_str())))
         .to_owned();
     let found: Vec<Region> = db.fetch_all(&q).await?;
-    Ok(candidates.iter().find_map(|c| found.iter().find(|r| r.code == c.as_str()).cloned()))
+    Ok(candidates
+        .iter()
+        .find_map(|c| found.iter().find(|r| r.code == c.as_str()).cloned()))
 }
 
 /// [`resolve`] and the found region's ancestors' (code, name), in one query:
@@ -134,21 +141,31 @@ pub async fn resolve_with_ancestors(db: &Db, code: &RegionCode) -> Result<Option
         .and_where(Expr::col(Regions::Code).is_in(wanted))
         .to_owned();
     let found: Vec<Region> = db.fetch_all(&q).await?;
-    let Some(region) = candidates.iter().find_map(|c| found.iter().find(|r| r.code == c.as_str())) else {
+    let Some(region) = candidates
+        .iter()
+        .find_map(|c| found.iter().find(|r| r.code == c.as_str()))
+    else {
         return Ok(None);
     };
     let ancestors = region
         .code()
         .ancestors()
         .iter()
-        .filter_map(|a| found.iter().find(|r| r.code == a.as_str()).map(|r| (r.code.clone(), r.name.clone())))
+        .filter_map(|a| {
+            found
+                .iter()
+                .find(|r| r.code == a.as_str())
+                .map(|r| (r.code.clone(), r.name.clone()))
+        })
         .collect();
     Ok(Some((region.clone(), ancestors)))
 }
 
 /// Like [`resolve`], but a missing region is a 404.
 pub async fn require(db: &Db, code: &RegionCode) -> Result<Region> {
-    resolve(db, code).await?.ok_or_else(|| CoreError::NotFound(format!("no region with code {code}")))
+    resolve(db, code)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no region with code {code}")))
 }
 
 pub async fn children(db: &Db, code: &RegionCode) -> Result<Vec<Region>> {
@@ -183,7 +200,10 @@ pub async fn names(db: &Db, codes: &[RegionCode]) -> Result<Vec<(String, String)
         .and_where(Expr::col(Regions::Code).is_in(codes.iter().map(|c| c.as_str())))
         .to_owned();
     let found: Vec<(String, String)> = db.fetch_all(&q).await?;
-    Ok(codes.iter().filter_map(|c| found.iter().find(|(k, _)| k == c.as_str()).cloned()).collect())
+    Ok(codes
+        .iter()
+        .filter_map(|c| found.iter().find(|(k, _)| k == c.as_str()).cloned())
+        .collect())
 }
 
 /// Regions whose name contains `q`, limited to the given scopes (`None`: all).
@@ -210,7 +230,12 @@ pub async fn search(db: &Db, q: &str, scopes: Option<&[RegionCode]>, limit: u64)
         stmt.cond_where(any);
     }
     stmt.order_by_expr(
-        Expr::case(Expr::col(Regions::Name).like(LikeExpr::new(format!("{escaped}%")).escape('\\')), 0).finally(1).into(),
+        Expr::case(
+            Expr::col(Regions::Name).like(LikeExpr::new(format!("{escaped}%")).escape('\\')),
+            0,
+        )
+        .finally(1)
+        .into(),
         Order::Asc,
     )
     .order_by_expr(Expr::cust("length(code)"), Order::Asc)
@@ -235,7 +260,10 @@ pub async fn set_village_type(tx: &mut Tx, code: &RegionCode, vt: Option<Village
 }
 
 pub async fn count(db: &Db) -> Result<i64> {
-    let q = Query::select().expr(Expr::cust("COUNT(*)")).from(Regions::Table).to_owned();
+    let q = Query::select()
+        .expr(Expr::cust("COUNT(*)"))
+        .from(Regions::Table)
+        .to_owned();
     let (n,): (i64,) = db.fetch_one(&q).await?;
     Ok(n)
 }
@@ -260,8 +288,13 @@ pub async fn upsert(db: &Db, records: &[RegionRecord], progress: &(dyn Fn(u64) +
     let mut written = 0;
     for chunk in records.chunks(UPSERT_CHUNK) {
         let mut q = Query::insert();
-        q.into_table(Regions::Table)
-            .columns([Regions::Code, Regions::Name, Regions::Level, Regions::Parent, Regions::UpdatedAt]);
+        q.into_table(Regions::Table).columns([
+            Regions::Code,
+            Regions::Name,
+            Regions::Level,
+            Regions::Parent,
+            Regions::UpdatedAt,
+        ]);
         for r in chunk {
             q.values_panic([
                 r.code.as_str().into(),
@@ -293,7 +326,13 @@ pub async fn upsert(db: &Db, records: &[RegionRecord], progress: &(dyn Fn(u64) +
 /// writes only the rows whose counts changed.
 async fn refresh_counts(tx: &mut Tx) -> Result<()> {
     let q = Query::select()
-        .columns([Regions::Code, Regions::NCity, Regions::NCounty, Regions::NTownship, Regions::NVillage])
+        .columns([
+            Regions::Code,
+            Regions::NCity,
+            Regions::NCounty,
+            Regions::NTownship,
+            Regions::NVillage,
+        ])
         .from(Regions::Table)
         .to_owned();
     let rows: Vec<(String, i64, i64, i64, i64)> = tx.fetch_all(&q).await?;
@@ -330,7 +369,8 @@ async fn refresh_counts(tx: &mut Tx) -> Result<()> {
     tx.execute_raw("DELETE FROM region_counts_tmp").await?;
     for chunk in changed.chunks(UPSERT_CHUNK) {
         let mut q = Query::insert();
-        q.into_table("region_counts_tmp").columns(["code", "n_city", "n_county", "n_township", "n_village"]);
+        q.into_table("region_counts_tmp")
+            .columns(["code", "n_city", "n_county", "n_township", "n_village"]);
         for (code, c) in chunk {
             q.values_panic([(*code).into(), c[0].into(), c[1].into(), c[2].into(), c[3].into()]);
         }
@@ -417,7 +457,12 @@ pub async fn upsert_boundaries(db: &Db, rows: &[Boundary]) -> Result<u64> {
             ])
             .on_conflict(
                 OnConflict::column(RegionBoundaries::Code)
-                    .update_columns(boundary_columns().into_iter().skip(1).chain([RegionBoundaries::UpdatedAt]))
+                    .update_columns(
+                        boundary_columns()
+                            .into_iter()
+                            .skip(1)
+                            .chain([RegionBoundaries::UpdatedAt]),
+                    )
                     .action_and_where(Expr::cust("region_boundaries.geometry <> excluded.geometry"))
                     .to_owned(),
             )

@@ -9,7 +9,7 @@ use rand::RngCore;
 use sqlx::AssertSqlSafe;
 use tokio::sync::OnceCell;
 
-use crate::db::{Backend, Db, SliceMigrations, CORE_MIGRATIONS};
+use crate::db::{Backend, CORE_MIGRATIONS, Db, SliceMigrations};
 use crate::import::load_shipped_jiangxi;
 
 /// The environment variable naming the PostgreSQL server for tests.
@@ -23,8 +23,13 @@ pub struct TestDb {
 
 enum Cleanup {
     /// Holds the directory until the test ends; dropping it deletes the file.
-    Dir { _keep: tempfile::TempDir },
-    Schema { url: String, schema: String },
+    Dir {
+        _keep: tempfile::TempDir,
+    },
+    Schema {
+        url: String,
+        schema: String,
+    },
 }
 
 fn random_suffix() -> String {
@@ -66,7 +71,9 @@ impl TestDb {
                 let db = Db::open_sqlite_file(&path).await.expect("open template");
                 db.migrate(&[&CORE_MIGRATIONS]).await.expect("migrate template");
                 load_shipped_jiangxi(&db).await.expect("seed template");
-                db.execute_raw("PRAGMA wal_checkpoint(TRUNCATE)").await.expect("checkpoint");
+                db.execute_raw("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await
+                    .expect("checkpoint");
                 db.close().await;
                 (dir, path)
             })
@@ -78,7 +85,10 @@ impl TestDb {
         let mut all = vec![&CORE_MIGRATIONS];
         all.extend_from_slice(slices);
         db.migrate(&all).await.expect("migrate");
-        Self { db, cleanup: Cleanup::Dir { _keep: dir } }
+        Self {
+            db,
+            cleanup: Cleanup::Dir { _keep: dir },
+        }
     }
 
     /// `None` when `SHUXIANG_TEST_PG` is not set.
@@ -87,7 +97,9 @@ impl TestDb {
         let template = format!("sx_tpl_{}", template_key());
         prepare_pg_template(&url, &template).await;
         let schema = format!("sx_t_{}", random_suffix());
-        let db = Db::open_postgres(&url, Some(&schema)).await.expect("connect to SHUXIANG_TEST_PG");
+        let db = Db::open_postgres(&url, Some(&schema))
+            .await
+            .expect("connect to SHUXIANG_TEST_PG");
         let mut all = vec![&CORE_MIGRATIONS];
         all.extend_from_slice(slices);
         db.migrate(&all).await.expect("migrate");
@@ -97,14 +109,20 @@ impl TestDb {
         ))
         .await
         .expect("copy template");
-        Some(Self { db, cleanup: Cleanup::Schema { url, schema } })
+        Some(Self {
+            db,
+            cleanup: Cleanup::Schema { url, schema },
+        })
     }
 
     pub async fn finish(self) {
         self.db.close().await;
         if let Cleanup::Schema { url, schema } = self.cleanup {
             let admin = Db::open_postgres(&url, None).await.expect("connect");
-            admin.execute_raw(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await.expect("drop schema");
+            admin
+                .execute_raw(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .await
+                .expect("drop schema");
             admin.close().await;
         }
     }
@@ -114,8 +132,13 @@ impl TestDb {
 /// concurrent test processes do not race.
 async fn prepare_pg_template(url: &str, template: &str) {
     use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to SHUXIANG_TEST_PG");
-    sqlx::query("SELECT pg_advisory_lock(7356298)").execute(&mut conn).await.expect("lock");
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to SHUXIANG_TEST_PG");
+    sqlx::query("SELECT pg_advisory_lock(7356298)")
+        .execute(&mut conn)
+        .await
+        .expect("lock");
     let ready: Option<(i32,)> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT 1 FROM information_schema.tables WHERE table_schema = '{template}' AND table_name = 'template_ready'"
     )))
@@ -130,10 +153,15 @@ async fn prepare_pg_template(url: &str, template: &str) {
         let db = Db::open_postgres(url, Some(template)).await.expect("template schema");
         db.migrate(&[&CORE_MIGRATIONS]).await.expect("migrate template");
         load_shipped_jiangxi(&db).await.expect("seed template");
-        db.execute_raw("CREATE TABLE template_ready (x INT)").await.expect("mark template");
+        db.execute_raw("CREATE TABLE template_ready (x INT)")
+            .await
+            .expect("mark template");
         db.close().await;
     }
-    sqlx::query("SELECT pg_advisory_unlock(7356298)").execute(&mut conn).await.expect("unlock");
+    sqlx::query("SELECT pg_advisory_unlock(7356298)")
+        .execute(&mut conn)
+        .await
+        .expect("unlock");
     conn.close().await.ok();
 }
 

@@ -2,9 +2,9 @@
 //! `{"error": code, "message": text}` with the matching 4xx/5xx status;
 //! pages render it as an HTML page (see `pages::error_page`).
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use shuxiang_core::CoreError;
 
@@ -53,10 +53,12 @@ impl IntoResponse for AppError {
         let body = json!({"error": self.code(), "message": self.public_message()});
         let mut resp = (status, Json(body)).into_response();
         if let CoreError::TooManyAttempts { retry_after_secs } = self.0 {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         resp
     }

@@ -7,11 +7,11 @@ use std::net::SocketAddr;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, Method};
+use axum::http::{Method, header};
 use axum_extra::extract::CookieJar;
 use serde::de::DeserializeOwned;
-use shuxiang_core::auth::{self, Principal};
 use shuxiang_core::CoreError;
+use shuxiang_core::auth::{self, Principal};
 
 use crate::error::AppError;
 use crate::i18n::Lang;
@@ -43,8 +43,12 @@ fn bearer(parts: &Parts) -> Option<String> {
 /// A cookie-authenticated write must come from our own pages: browsers send
 /// `Origin` on cross-site POSTs, and a mismatch means a forged request.
 fn same_origin(parts: &Parts) -> bool {
-    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
-    let Some(host) = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else { return false };
+    let Some(origin) = parts.headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
+        return true;
+    };
+    let Some(host) = parts.headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
     origin.split_once("://").is_some_and(|(_, rest)| rest == host)
 }
 
@@ -131,13 +135,18 @@ impl FromRequestParts<AppState> for Lang {
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
         let from_query = parts.uri.query().and_then(|q| {
-            q.split('&').find_map(|kv| kv.strip_prefix("lang=")).and_then(Lang::parse)
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("lang="))
+                .and_then(Lang::parse)
         });
         if let Some(l) = from_query {
             return Ok(l);
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        Ok(jar.get(LANG_COOKIE).and_then(|c| Lang::parse(c.value())).unwrap_or_default())
+        Ok(jar
+            .get(LANG_COOKIE)
+            .and_then(|c| Lang::parse(c.value()))
+            .unwrap_or_default())
     }
 }
 
@@ -160,9 +169,10 @@ fn json_rejection(r: JsonRejection) -> CoreError {
     match r {
         JsonRejection::JsonDataError(e) => CoreError::invalid("invalid_body", e.body_text()),
         JsonRejection::JsonSyntaxError(e) => CoreError::malformed("malformed_json", e.body_text()),
-        JsonRejection::MissingJsonContentType(_) => {
-            CoreError::malformed("unsupported_content_type", "send the body as JSON with Content-Type: application/json")
-        }
+        JsonRejection::MissingJsonContentType(_) => CoreError::malformed(
+            "unsupported_content_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
         other => CoreError::malformed("malformed_body", other.body_text()),
     }
 }

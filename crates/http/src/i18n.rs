@@ -260,7 +260,15 @@ pub static ZH: Texts = Texts {
     server_error: "服务器内部错误，已记录，请稍后再试",
     back_home: "返回首页",
     level_names: ["省", "市", "县（区）", "乡镇（街道）", "村（社区）"],
-    role_names: ["管理员", "政府工作人员", "村干部/信息员", "农资经营店", "农户/合作社", "物流/冷链", "专家"],
+    role_names: [
+        "管理员",
+        "政府工作人员",
+        "村干部/信息员",
+        "农资经营店",
+        "农户/合作社",
+        "物流/冷链",
+        "专家",
+    ],
 };
 
 pub static EN: Texts = Texts {
@@ -354,7 +362,15 @@ pub static EN: Texts = Texts {
     server_error: "Internal error; it has been logged, please try again later",
     back_home: "Back to the start page",
     level_names: ["Province", "City", "County", "Township", "Village"],
-    role_names: ["Administrator", "Official", "Village staff", "Input dealer", "Farmer / cooperative", "Logistics / cold chain", "Expert"],
+    role_names: [
+        "Administrator",
+        "Official",
+        "Village staff",
+        "Input dealer",
+        "Farmer / cooperative",
+        "Logistics / cold chain",
+        "Expert",
+    ],
 };
 
 #[cfg(test)]
@@ -376,7 +392,10 @@ mod tests {
     #[test]
     fn village_types_have_both_languages() {
         assert_eq!(Lang::Zh.village_type_label(Some(VillageType::Suburban)), "城郊融合类");
-        assert_eq!(Lang::En.village_type_label(Some(VillageType::Suburban)), "Suburban integration");
+        assert_eq!(
+            Lang::En.village_type_label(Some(VillageType::Suburban)),
+            "Suburban integration"
+        );
         assert_eq!(Lang::Zh.village_type_label(None), "未分类");
         assert_eq!(Lang::En.village_type_label(None), "Not classified");
     }

@@ -48,7 +48,11 @@ impl Metrics {
         out.push_str("# HELP shuxiang_http_requests_total HTTP requests served.\n");
         out.push_str("# TYPE shuxiang_http_requests_total counter\n");
         for ((m, r, st), s) in map.iter() {
-            let _ = writeln!(out, "shuxiang_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{st}\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "shuxiang_http_requests_total{{method=\"{m}\",route=\"{r}\",status=\"{st}\"}} {}",
+                s.count
+            );
         }
         out.push_str("# HELP shuxiang_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE shuxiang_http_request_duration_seconds histogram\n");
@@ -69,9 +73,21 @@ impl Metrics {
                     s.buckets[i]
                 );
             }
-            let _ = writeln!(out, "shuxiang_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "shuxiang_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}", s.sum_secs);
-            let _ = writeln!(out, "shuxiang_http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "shuxiang_http_request_duration_seconds_bucket{{method=\"{m}\",route=\"{r}\",le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "shuxiang_http_request_duration_seconds_sum{{method=\"{m}\",route=\"{r}\"}} {}",
+                s.sum_secs
+            );
+            let _ = writeln!(
+                out,
+                "shuxiang_http_request_duration_seconds_count{{method=\"{m}\",route=\"{r}\"}} {}",
+                s.count
+            );
         }
         out
     }
@@ -80,10 +96,16 @@ impl Metrics {
 /// Middleware recording each request under its route template, so paths
 /// with ids do not explode the series count.
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let start = Instant::now();
     let resp = next.run(req).await;
-    state.metrics.observe(&method, &route, resp.status().as_u16(), start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .observe(&method, &route, resp.status().as_u16(), start.elapsed().as_secs_f64());
     resp
 }

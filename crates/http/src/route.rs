@@ -34,4 +34,3 @@ pub struct ApiRoute {
     pub ok_status: u16,
     pub handler: MethodRouter<AppState>,
 }
-

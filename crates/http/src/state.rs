@@ -10,11 +10,11 @@ use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Duration;
+use shuxiang_core::Db;
 use shuxiang_core::auth::Principal;
 use shuxiang_core::cache::{self, TtlCache};
 use shuxiang_core::db::SliceMigrations;
 use shuxiang_core::regions::Region;
-use shuxiang_core::Db;
 
 use crate::metrics::Metrics;
 
@@ -158,4 +158,3 @@ pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: 
     }
     resp
 }
-

@@ -62,11 +62,7 @@ pub struct Matrix {
 
 impl Matrix {
     /// Both vectors must hold `size * size` finite, non-negative values.
-    pub fn new(
-        size: usize,
-        distances: Vec<f64>,
-        durations: Vec<f64>,
-    ) -> Result<Self, DispatchError> {
+    pub fn new(size: usize, distances: Vec<f64>, durations: Vec<f64>) -> Result<Self, DispatchError> {
         for (name, values) in [("distances", &distances), ("durations", &durations)] {
             if values.len() != size * size {
                 return Err(DispatchError::Invalid(format!(
@@ -119,8 +115,7 @@ pub enum DispatchError {
 impl Problem {
     fn validate(&self, matrix: &Matrix) -> Result<(), DispatchError> {
         let invalid = |message: String| Err(DispatchError::Invalid(message));
-        let window_ok =
-            |w: &TimeWindow| w.start.is_finite() && w.end.is_finite() && w.start <= w.end;
+        let window_ok = |w: &TimeWindow| w.start.is_finite() && w.end.is_finite() && w.start <= w.end;
         if self.depot >= matrix.size() {
             return invalid(format!(
                 "depot location {} is outside the {}-place matrix",
@@ -141,22 +136,13 @@ impl Problem {
         }
         for (j, job) in self.jobs.iter().enumerate() {
             if job.location >= matrix.size() {
-                return invalid(format!(
-                    "job {j}: location {} is outside the matrix",
-                    job.location
-                ));
+                return invalid(format!("job {j}: location {} is outside the matrix", job.location));
             }
             if !window_ok(&job.window) {
-                return invalid(format!(
-                    "job {j}: time window {:?} is not a window",
-                    job.window
-                ));
+                return invalid(format!("job {j}: time window {:?} is not a window", job.window));
             }
             if !job.service.is_finite() || job.service < 0.0 {
-                return invalid(format!(
-                    "job {j}: service duration {} is not a duration",
-                    job.service
-                ));
+                return invalid(format!("job {j}: service duration {} is not a duration", job.service));
             }
             if i32::try_from(job.demand).is_err() {
                 return invalid(format!("job {j}: demand {} is too large", job.demand));
@@ -175,10 +161,7 @@ impl Problem {
                     .chain(route.iter().map(|&j| self.jobs[j].location))
                     .chain(std::iter::once(self.depot))
                     .collect();
-                stops
-                    .windows(2)
-                    .map(|leg| matrix.distance(leg[0], leg[1]))
-                    .sum::<f64>()
+                stops.windows(2).map(|leg| matrix.distance(leg[0], leg[1])).sum::<f64>()
             })
             .sum()
     }
@@ -186,18 +169,12 @@ impl Problem {
 
 /// Minimises, in order, unassigned jobs and total distance, searching for
 /// at most `time_limit` on all available cores.
-pub fn solve(
-    problem: &Problem,
-    matrix: &Matrix,
-    time_limit: Duration,
-) -> Result<Solution, DispatchError> {
+pub fn solve(problem: &Problem, matrix: &Matrix, time_limit: Duration) -> Result<Solution, DispatchError> {
     problem.validate(matrix)?;
     let solver_error = |e: GenericError| DispatchError::Solver(e.to_string());
 
-    let transport: Arc<dyn TransportCost> = Arc::new(
-        SimpleTransportCost::new(matrix.durations.clone(), matrix.distances.clone())
-            .map_err(solver_error)?,
-    );
+    let transport: Arc<dyn TransportCost> =
+        Arc::new(SimpleTransportCost::new(matrix.durations.clone(), matrix.distances.clone()).map_err(solver_error)?);
     let goal = GoalContextBuilder::with_features(&[
         MinimizeUnassignedBuilder::new("min-unassigned")
             .build()
@@ -276,9 +253,7 @@ pub fn solve(
         .with_max_time(Some(seconds.ceil().max(1.0) as usize))
         .build()
         .map_err(solver_error)?;
-    let found = Solver::new(core_problem, config)
-        .solve()
-        .map_err(solver_error)?;
+    let found = Solver::new(core_problem, config).solve().map_err(solver_error)?;
 
     let job_index = |single: &Single| -> Result<usize, DispatchError> {
         single
@@ -323,9 +298,7 @@ mod tests {
 
     fn line_matrix(points: &[f64]) -> Matrix {
         let n = points.len();
-        let values: Vec<f64> = (0..n * n)
-            .map(|k| (points[k / n] - points[k % n]).abs())
-            .collect();
+        let values: Vec<f64> = (0..n * n).map(|k| (points[k / n] - points[k % n]).abs()).collect();
         Matrix::new(n, values.clone(), values).unwrap()
     }
 
@@ -349,24 +322,11 @@ mod tests {
     fn solves_a_line_and_reports_unreachable_jobs() {
         // depot at 0, jobs at 10, 20 and 30; the job at 30 closes before anyone can get there
         let matrix = line_matrix(&[0.0, 10.0, 20.0, 30.0]);
-        let shift = TimeWindow {
-            start: 0.0,
-            end: 100.0,
-        };
+        let shift = TimeWindow { start: 0.0, end: 100.0 };
         let problem = Problem {
             depot: 0,
-            vehicles: vec![
-                Vehicle {
-                    capacity: 10,
-                    shift
-                };
-                2
-            ],
-            jobs: vec![
-                job(2, 5, 0.0, 100.0),
-                job(1, 5, 0.0, 100.0),
-                job(3, 1, 0.0, 5.0),
-            ],
+            vehicles: vec![Vehicle { capacity: 10, shift }; 2],
+            jobs: vec![job(2, 5, 0.0, 100.0), job(1, 5, 0.0, 100.0), job(3, 1, 0.0, 5.0)],
         };
         let solution = solve(&problem, &matrix, Duration::from_millis(500)).unwrap();
         assert_eq!(solution.unassigned, vec![2]);
@@ -380,10 +340,7 @@ mod tests {
     #[test]
     fn rejects_invalid_problems() {
         let matrix = line_matrix(&[0.0, 1.0]);
-        let shift = TimeWindow {
-            start: 0.0,
-            end: 10.0,
-        };
+        let shift = TimeWindow { start: 0.0, end: 10.0 };
         let vehicles = vec![Vehicle { capacity: 1, shift }];
         let cases = [
             Problem {
@@ -417,10 +374,7 @@ mod tests {
         ];
         for problem in cases {
             let err = solve(&problem, &matrix, Duration::from_millis(100)).unwrap_err();
-            assert!(
-                matches!(err, DispatchError::Invalid(_)),
-                "{problem:?}: {err}"
-            );
+            assert!(matches!(err, DispatchError::Invalid(_)), "{problem:?}: {err}");
         }
     }
 }

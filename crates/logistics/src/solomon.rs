@@ -72,11 +72,7 @@ fn error(line: usize, field: &'static str, message: impl Into<String>) -> ParseE
     }
 }
 
-fn number<T: std::str::FromStr>(
-    line: usize,
-    field: &'static str,
-    text: &str,
-) -> Result<T, ParseError> {
+fn number<T: std::str::FromStr>(line: usize, field: &'static str, text: &str) -> Result<T, ParseError> {
     text.parse()
         .map_err(|_| error(line, field, format!("`{text}` is not a valid number")))
 }
@@ -118,10 +114,7 @@ pub fn parse(text: &str) -> Result<Instance, ParseError> {
     }
     let (line, header) = expect("NUMBER")?;
     let words: Vec<&str> = header.split_whitespace().collect();
-    if words.len() != 2
-        || !words[0].eq_ignore_ascii_case("NUMBER")
-        || !words[1].eq_ignore_ascii_case("CAPACITY")
-    {
+    if words.len() != 2 || !words[0].eq_ignore_ascii_case("NUMBER") || !words[1].eq_ignore_ascii_case("CAPACITY") {
         return Err(error(
             line,
             "NUMBER",
@@ -134,10 +127,7 @@ pub fn parse(text: &str) -> Result<Instance, ParseError> {
         return Err(error(
             line,
             "NUMBER",
-            format!(
-                "expected 2 values (NUMBER, CAPACITY), found {}",
-                values.len()
-            ),
+            format!("expected 2 values (NUMBER, CAPACITY), found {}", values.len()),
         ));
     }
     let vehicle_number: usize = number(line, "NUMBER", values[0])?;
@@ -165,15 +155,8 @@ pub fn parse(text: &str) -> Result<Instance, ParseError> {
     for (line, row) in lines {
         let values: Vec<&str> = row.split_whitespace().collect();
         if values.len() != CUSTOMER_FIELDS.len() {
-            let field = CUSTOMER_FIELDS
-                .get(values.len())
-                .copied()
-                .unwrap_or("SERVICE TIME");
-            return Err(error(
-                line,
-                field,
-                format!("expected 7 values, found {}", values.len()),
-            ));
+            let field = CUSTOMER_FIELDS.get(values.len()).copied().unwrap_or("SERVICE TIME");
+            return Err(error(line, field, format!("expected 7 values, found {}", values.len())));
         }
         let customer = Customer {
             number: number(line, CUSTOMER_FIELDS[0], values[0])?,
@@ -200,11 +183,7 @@ pub fn parse(text: &str) -> Result<Instance, ParseError> {
         customers.push(customer);
     }
     if customers.is_empty() {
-        return Err(error(
-            last_line,
-            "CUST NO.",
-            "the customer table has no depot row",
-        ));
+        return Err(error(last_line, "CUST NO.", "the customer table has no depot row"));
     }
     Ok(Instance {
         name,
@@ -225,8 +204,7 @@ impl Instance {
                 values.push((a.x - b.x).hypot(a.y - b.y));
             }
         }
-        Matrix::new(n, values.clone(), values)
-            .expect("a square matrix of finite non-negative values")
+        Matrix::new(n, values.clone(), values).expect("a square matrix of finite non-negative values")
     }
 
     /// The dispatch problem: location `i` is row `i` of the table (depot 0),
@@ -267,12 +245,7 @@ impl Instance {
     pub fn customer_numbers(&self, routes: &[Vec<usize>]) -> Vec<Vec<u32>> {
         routes
             .iter()
-            .map(|route| {
-                route
-                    .iter()
-                    .map(|&j| self.customers[j + 1].number)
-                    .collect()
-            })
+            .map(|route| route.iter().map(|&j| self.customers[j + 1].number).collect())
             .collect()
     }
 }
@@ -306,10 +279,7 @@ mod tests {
         let bad = SMALL.replace("2 6 8 5 10 60 10", "2 6 8 five 10 60 10");
         let err = parse(&bad).unwrap_err();
         assert_eq!((err.line, err.field), (12, "DEMAND"));
-        assert!(
-            err.to_string().starts_with("line 12: DEMAND: `five`"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("line 12: DEMAND: `five`"), "{err}");
 
         let short = SMALL.replace("1 3 4 5 0 50 10", "1 3 4 5 0 50");
         assert_eq!(parse(&short).unwrap_err().field, "SERVICE TIME");

@@ -28,8 +28,7 @@ fn load(name: &str) -> Instance {
     .into_iter()
     .find(|p| p.exists())
     .unwrap_or_else(|| panic!("no instance file for {name}"));
-    parse(&std::fs::read_to_string(&path).unwrap())
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    parse(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Best-known distance: the distance-only record (`NAME_distance`) when
@@ -63,8 +62,7 @@ fn check(instance: &Instance, routes: &[Vec<u32>]) -> Result<f64, String> {
         }
         let (mut time, mut load, mut at) = (depot.ready_time, 0u64, depot);
         for &number in route {
-            let customer =
-                by_number(number).ok_or(format!("route {r}: {number} is not a customer"))?;
+            let customer = by_number(number).ok_or(format!("route {r}: {number} is not a customer"))?;
             *visits.entry(number).or_insert(0) += 1;
             let leg = (at.x - customer.x).hypot(at.y - customer.y);
             total += leg;
@@ -80,10 +78,7 @@ fn check(instance: &Instance, routes: &[Vec<u32>]) -> Result<f64, String> {
             at = customer;
         }
         if load > u64::from(instance.capacity) {
-            return Err(format!(
-                "route {r}: load {load} exceeds capacity {}",
-                instance.capacity
-            ));
+            return Err(format!("route {r}: load {load} exceeds capacity {}", instance.capacity));
         }
         let back = (at.x - depot.x).hypot(at.y - depot.y);
         total += back;
@@ -150,27 +145,11 @@ fn checker_rejects_infeasible_routes() {
         ..instance.clone()
     };
     // customer 5 wants 10 units
-    assert!(
-        check(&small, &[vec![5]])
-            .unwrap_err()
-            .contains("exceeds capacity")
-    );
+    assert!(check(&small, &[vec![5]]).unwrap_err().contains("exceeds capacity"));
     let mut one_each: Vec<Vec<u32>> = (1..=25).map(|n| vec![n]).collect();
-    assert!(
-        check(&instance, &one_each)
-            .unwrap_err()
-            .contains("not visited")
-    );
+    assert!(check(&instance, &one_each).unwrap_err().contains("not visited"));
     one_each[1] = vec![1];
-    assert!(
-        check(&instance, &one_each)
-            .unwrap_err()
-            .contains("visited 2 times")
-    );
+    assert!(check(&instance, &one_each).unwrap_err().contains("visited 2 times"));
     // customer 1 opens at 912 and 5 closes at 67
-    assert!(
-        check(&instance, &[vec![1, 5]])
-            .unwrap_err()
-            .contains("arrives at 5")
-    );
+    assert!(check(&instance, &[vec![1, 5]]).unwrap_err().contains("arrives at 5"));
 }

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -57,7 +57,9 @@ impl Default for Config {
 
 /// The setting names, read off the defaults so the list cannot fall behind.
 fn setting_keys() -> Vec<String> {
-    toml::Table::try_from(Config::default()).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+    toml::Table::try_from(Config::default())
+        .map(|t| t.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -80,10 +82,9 @@ pub fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config,
     // SHUXIANG_TRACE_SIGNING_KEY and the test variables share the prefix but
     // are not settings.
     let keys = setting_keys();
-    let settings_env = Env::prefixed("SHUXIANG_").filter(move |k| keys.iter().any(|s| k.as_str().eq_ignore_ascii_case(s)));
-    fig.merge(settings_env)
-        .merge(Serialized::defaults(flags))
-        .extract()
+    let settings_env =
+        Env::prefixed("SHUXIANG_").filter(move |k| keys.iter().any(|s| k.as_str().eq_ignore_ascii_case(s)));
+    fig.merge(settings_env).merge(Serialized::defaults(flags)).extract()
 }
 
 #[cfg(test)]
@@ -93,11 +94,17 @@ mod tests {
     #[test]
     fn layers_apply_in_order() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("s.toml", "listen = \"127.0.0.1:9000\"\nsession_ttl_hours = 4\nlog = \"debug\"\n")?;
+            jail.create_file(
+                "s.toml",
+                "listen = \"127.0.0.1:9000\"\nsession_ttl_hours = 4\nlog = \"debug\"\n",
+            )?;
             jail.set_env("SHUXIANG_SESSION_TTL_HOURS", "6");
             jail.set_env("SHUXIANG_ADMIN_PASSWORD", "never a setting");
             jail.set_env("SHUXIANG_TEST_MQTT", "mqtt://127.0.0.1:1883");
-            let flags = Overrides { data_dir: Some("/tmp/x".into()), ..Default::default() };
+            let flags = Overrides {
+                data_dir: Some("/tmp/x".into()),
+                ..Default::default()
+            };
             let c = load(Some(std::path::Path::new("s.toml")), &flags).expect("loads");
             assert_eq!(c.listen.to_string(), "127.0.0.1:9000", "file beats default");
             assert_eq!(c.session_ttl_hours, 6, "env beats file");
@@ -119,10 +126,16 @@ mod tests {
 
     #[test]
     fn example_file_documents_every_key_with_its_default() {
-        let example: toml::Table = include_str!("../../../shuxiang.example.toml").parse().expect("example parses");
+        let example: toml::Table = include_str!("../../../shuxiang.example.toml")
+            .parse()
+            .expect("example parses");
         let defaults = toml::Table::try_from(Config::default()).expect("serialises");
         let keys = |t: &toml::Table| t.keys().cloned().collect::<Vec<_>>();
-        assert_eq!(keys(&example), keys(&defaults), "shuxiang.example.toml must list every setting");
+        assert_eq!(
+            keys(&example),
+            keys(&defaults),
+            "shuxiang.example.toml must list every setting"
+        );
         let docs = include_str!("../../../docs/configuration.md");
         for k in defaults.keys() {
             assert!(docs.contains(&format!("`{k}`")), "docs/configuration.md lacks {k}");

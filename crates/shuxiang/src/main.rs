@@ -7,12 +7,12 @@ mod config;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use shuxiang_core::Db;
 use shuxiang_core::auth::{self, GrantInput, NewUser};
 use shuxiang_core::import::{self, ImportError};
-use shuxiang_core::Db;
 use shuxiang_trace::api::InclusionProofBody;
 use shuxiang_trace::checkpoint::Verifier;
 use shuxiang_trace::keys::TraceLogKeys;
@@ -22,7 +22,11 @@ use shuxiang_web::WebConfig;
 use crate::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "shuxiang", version, about = "数乡 Shuxiang — Jiangxi's digital-village platform")]
+#[command(
+    name = "shuxiang",
+    version,
+    about = "数乡 Shuxiang — Jiangxi's digital-village platform"
+)]
 struct Cli {
     /// Config file (TOML); also SHUXIANG_CONFIG.
     #[arg(long, global = true, env = "SHUXIANG_CONFIG")]
@@ -136,7 +140,11 @@ fn main() -> Result<()> {
         Command::Serve { listen } => *listen,
         _ => None,
     };
-    let flags = Overrides { data_dir: cli.data_dir.clone(), listen, database: cli.database.clone() };
+    let flags = Overrides {
+        data_dir: cli.data_dir.clone(),
+        listen,
+        database: cli.database.clone(),
+    };
     let cfg = config::load(cli.config.as_deref(), &flags).context("reading the configuration")?;
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| "info".into()))
@@ -148,12 +156,18 @@ fn main() -> Result<()> {
 
 async fn open_db(cfg: &Config) -> Result<Db> {
     let db = if cfg.database.is_empty() {
-        Db::open_sqlite_dir(&cfg.data_dir).await.with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?
+        Db::open_sqlite_dir(&cfg.data_dir)
+            .await
+            .with_context(|| format!("opening the database in {}", cfg.data_dir.display()))?
     } else {
         // The URL may hold a password: never echo it.
-        Db::open(&cfg.database).await.context("connecting to the configured PostgreSQL database")?
+        Db::open(&cfg.database)
+            .await
+            .context("connecting to the configured PostgreSQL database")?
     };
-    db.migrate(&shuxiang_web::all_migrations()).await.context("applying migrations")?;
+    db.migrate(&shuxiang_web::all_migrations())
+        .await
+        .context("applying migrations")?;
     Ok(db)
 }
 
@@ -185,7 +199,10 @@ async fn run(command: Command, cfg: Config) -> Result<()> {
 
 async fn serve(cfg: Config) -> Result<()> {
     let db = open_db(&cfg).await?;
-    if import::load_shipped_jiangxi(&db).await.context("loading Jiangxi's regions")? {
+    if import::load_shipped_jiangxi(&db)
+        .await
+        .context("loading Jiangxi's regions")?
+    {
         tracing::info!("loaded Jiangxi's 1 province, 11 cities, 100 counties, 1,767 townships and 22,080 villages");
     }
     let admin_password = std::env::var("SHUXIANG_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty());
@@ -202,11 +219,20 @@ async fn serve(cfg: Config) -> Result<()> {
     };
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
-        Err(e) => bail!("cannot listen on {}: {e} (is another program using the port? choose one with --listen)", cfg.listen),
+        Err(e) => bail!(
+            "cannot listen on {}: {e} (is another program using the port? choose one with --listen)",
+            cfg.listen
+        ),
     };
-    let keys = TraceLogKeys::load(&cfg.data_dir, &cfg.trace_log_origin).context("loading the trace log's signing key")?;
-    let publisher = (cfg.trace_checkpoint_interval_seconds > 0)
-        .then(|| tokio::spawn(publish_checkpoints(db.clone(), keys.clone(), Duration::from_secs(cfg.trace_checkpoint_interval_seconds))));
+    let keys =
+        TraceLogKeys::load(&cfg.data_dir, &cfg.trace_log_origin).context("loading the trace log's signing key")?;
+    let publisher = (cfg.trace_checkpoint_interval_seconds > 0).then(|| {
+        tokio::spawn(publish_checkpoints(
+            db.clone(),
+            keys.clone(),
+            Duration::from_secs(cfg.trace_checkpoint_interval_seconds),
+        ))
+    });
     let addr = listener.local_addr()?;
     println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
     let state = shuxiang_web::new_state(db.clone(), web, keys);
@@ -229,7 +255,9 @@ async fn publish_checkpoints(db: Db, keys: TraceLogKeys, interval: Duration) {
         match log_store::publish_checkpoint(&db, &keys.signer, &keys.origin).await {
             Ok(Some(cp)) => tracing::debug!(tree_size = cp.tree_size, "trace log checkpoint published"),
             Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "publishing a trace log checkpoint failed; retrying at the next interval"),
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing a trace log checkpoint failed; retrying at the next interval")
+            }
         }
     }
 }
@@ -238,15 +266,22 @@ async fn publish_checkpoints(db: Db, keys: TraceLogKeys, interval: Duration) {
 fn verify_proof(v: &VerifyProof) -> Result<()> {
     let key = match (&v.key, &v.key_file) {
         (Some(k), _) => k.clone(),
-        (None, Some(path)) => std::fs::read_to_string(path).with_context(|| format!("reading the key file {}", path.display()))?,
+        (None, Some(path)) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading the key file {}", path.display()))?
+        }
         (None, None) => bail!("give the verifier key with --key or --key-file"),
     };
     let verifier = Verifier::from_verifier_key_str(key.trim()).context("the verifier key is malformed")?;
     let text = std::fs::read_to_string(&v.proof).with_context(|| format!("reading {}", v.proof.display()))?;
-    let body: InclusionProofBody =
-        serde_json::from_str(&text).with_context(|| format!("{} is not the JSON body of /api/v1/trace/proof", v.proof.display()))?;
+    let body: InclusionProofBody = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not the JSON body of /api/v1/trace/proof", v.proof.display()))?;
     let checkpoint = body.verify(&v.event, &verifier).context("not verified")?;
-    println!("verified: leaf {} in tree of size {}, checkpoint {}", body.leaf_index, checkpoint.size(), checkpoint.origin());
+    println!(
+        "verified: leaf {} in tree of size {}, checkpoint {}",
+        body.leaf_index,
+        checkpoint.size(),
+        checkpoint.origin()
+    );
     Ok(())
 }
 
@@ -284,7 +319,12 @@ async fn import_regions(db: &Db, dir: &Path) -> Result<()> {
     bar.finish_and_clear();
     match result {
         Ok(s) => {
-            println!("{} regions read, {} written ({} unchanged)", s.read, s.written, s.read - s.written);
+            println!(
+                "{} regions read, {} written ({} unchanged)",
+                s.read,
+                s.written,
+                s.read - s.written
+            );
             Ok(())
         }
         Err(ImportError::Lines(errors)) => {
@@ -321,11 +361,20 @@ async fn user(db: &Db, cmd: UserCommand) -> Result<()> {
                 .iter()
                 .map(|r| {
                     r.split_once(':')
-                        .map(|(role, scope)| GrantInput { role: role.into(), scope: scope.into() })
+                        .map(|(role, scope)| GrantInput {
+                            role: role.into(),
+                            scope: scope.into(),
+                        })
                         .with_context(|| format!("--role {r:?} must be ROLE:SCOPE, e.g. official:360102"))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let new = NewUser { username: c.username, password: password.clone(), display_name: c.display_name, phone: c.phone, roles };
+            let new = NewUser {
+                username: c.username,
+                password: password.clone(),
+                display_name: c.display_name,
+                phone: c.phone,
+                roles,
+            };
             let u = auth::create_user(db, &op, &shuxiang_core::auth::Actor::system("cli"), new).await?;
             println!("created user {} (id {})", u.username, u.id);
             if generated {
@@ -335,8 +384,19 @@ async fn user(db: &Db, cmd: UserCommand) -> Result<()> {
         }
         UserCommand::List => {
             for u in auth::list_users(db, &op).await? {
-                let roles: Vec<String> = u.roles.iter().map(|g| format!("{}:{}", g.role.as_str(), g.scope)).collect();
-                println!("{}\t{}\t{}\t{}{}", u.id, u.username, u.display_name, roles.join(","), if u.disabled { "\tdisabled" } else { "" });
+                let roles: Vec<String> = u
+                    .roles
+                    .iter()
+                    .map(|g| format!("{}:{}", g.role.as_str(), g.scope))
+                    .collect();
+                println!(
+                    "{}\t{}\t{}\t{}{}",
+                    u.id,
+                    u.username,
+                    u.display_name,
+                    roles.join(","),
+                    if u.disabled { "\tdisabled" } else { "" }
+                );
             }
             Ok(())
         }
@@ -347,7 +407,11 @@ async fn token(db: &Db, cmd: TokenCommand) -> Result<()> {
     let op = auth::operator();
     let actor = shuxiang_core::auth::Actor::system("cli");
     match cmd {
-        TokenCommand::Create { user, name, expires_in_days } => {
+        TokenCommand::Create {
+            user,
+            name,
+            expires_in_days,
+        } => {
             let owner = auth::principal_for_username(db, &user).await?;
             let (t, secret) = auth::create_token(db, &owner, &actor, &name, expires_in_days).await?;
             println!("token {} for {user}: {secret}", t.id);

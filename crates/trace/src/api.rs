@@ -63,14 +63,8 @@ pub fn routes() -> Vec<ApiRoute> {
             access: Access::Public,
             body: None,
             query: &[
-                (
-                    "event",
-                    "the EPCIS event hash ID (ni:///sha-256;…?ver=CBV2.0)",
-                ),
-                (
-                    "size",
-                    "tree size of a published checkpoint (default: the latest)",
-                ),
+                ("event", "the EPCIS event hash ID (ni:///sha-256;…?ver=CBV2.0)"),
+                ("size", "tree size of a published checkpoint (default: the latest)"),
             ],
             ok_status: 200,
             handler: get(proof),
@@ -100,9 +94,7 @@ fn plain_text(text: String) -> Response {
 
 async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
     let latest = log_store::latest_checkpoint(&state.db).await?;
-    let cp = latest.ok_or_else(|| {
-        AppError::not_found("no checkpoint of the trace log has been published yet")
-    })?;
+    let cp = latest.ok_or_else(|| AppError::not_found("no checkpoint of the trace log has been published yet"))?;
     Ok(plain_text(cp.note))
 }
 
@@ -110,8 +102,7 @@ async fn public_key(State(state): State<AppState>) -> ApiResult<Response> {
     let keys = state.slice::<TraceLogKeys>().ok_or_else(|| {
         // Logged by AppError: an assembly mistake, not a client's.
         AppError(CoreError::Internal(
-            "the trace log keys are missing from AppState (build it with shuxiang_web::new_state)"
-                .into(),
+            "the trace log keys are missing from AppState (build it with shuxiang_web::new_state)".into(),
         ))
     })?;
     Ok(plain_text(keys.signer.verifier_key_string()))
@@ -202,9 +193,7 @@ async fn proof(
         // is the missing checkpoint the answer.
         log_store::inclusion_proof(db, &q.event, None).await?;
         return Err(match q.size {
-            Some(size) => {
-                AppError::not_found(format!("no checkpoint was published for tree size {size}"))
-            }
+            Some(size) => AppError::not_found(format!("no checkpoint was published for tree size {size}")),
             None => not_yet_checkpointed(),
         });
     };
@@ -273,7 +262,5 @@ async fn consistency(
 async fn published(state: &AppState, size: u64) -> ApiResult<StoredCheckpoint> {
     log_store::checkpoint_at(&state.db, size)
         .await?
-        .ok_or_else(|| {
-            AppError::not_found(format!("no checkpoint was published for tree size {size}"))
-        })
+        .ok_or_else(|| AppError::not_found(format!("no checkpoint was published for tree size {size}")))
 }

@@ -71,9 +71,7 @@ pub enum NoteError {
     EmptyText,
     #[error("note text must end in a newline")]
     TextNotNewlineTerminated,
-    #[error(
-        "invalid key name {0:?}: it must be non-empty, without spaces, control characters or '+'"
-    )]
+    #[error("invalid key name {0:?}: it must be non-empty, without spaces, control characters or '+'")]
     InvalidKeyName(String),
     #[error("malformed key string: {0}")]
     MalformedKey(&'static str),
@@ -124,12 +122,7 @@ impl Checkpoint {
 
     /// The note text: `<origin>\n<size>\n<base64 root>\n`.
     pub fn to_body(&self) -> String {
-        format!(
-            "{}\n{}\n{}\n",
-            self.origin,
-            self.size,
-            BASE64.encode(self.root)
-        )
+        format!("{}\n{}\n{}\n", self.origin, self.size, BASE64.encode(self.root))
     }
 
     /// Parses a note text produced by [`to_body`](Self::to_body). Extension
@@ -140,8 +133,7 @@ impl Checkpoint {
             .strip_suffix('\n')
             .ok_or(CheckpointError::BodyNotNewlineTerminated)?;
         let mut lines = content.split('\n');
-        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
-        else {
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next()) else {
             return Err(CheckpointError::MissingLines);
         };
         if lines.next().is_some() {
@@ -161,9 +153,8 @@ impl Checkpoint {
 /// spelling (`u64::from_str` would also take `+5` and `007`).
 fn parse_tree_size(text: &str) -> Result<u64, CheckpointError> {
     let bad = || CheckpointError::BadTreeSize(text.to_owned());
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     if !canonical {
         return Err(bad());
     }
@@ -173,10 +164,7 @@ fn parse_tree_size(text: &str) -> Result<u64, CheckpointError> {
 /// Key names must be non-empty and contain no Unicode spaces or '+' (the key
 /// string separator); control characters cannot appear in a note at all.
 fn check_key_name(name: &str) -> Result<(), NoteError> {
-    let valid = !name.is_empty()
-        && !name
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '+');
+    let valid = !name.is_empty() && !name.chars().any(|c| c.is_whitespace() || c.is_control() || c == '+');
     if valid {
         Ok(())
     } else {
@@ -262,9 +250,7 @@ impl Signer {
     /// A fresh key from the operating system's CSPRNG.
     pub fn generate(name: &str) -> Result<Self, NoteError> {
         let mut seed = [0; 32];
-        OsRng
-            .try_fill_bytes(&mut seed)
-            .map_err(NoteError::Randomness)?;
+        OsRng.try_fill_bytes(&mut seed).map_err(NoteError::Randomness)?;
         Self::from_seed(name, seed)
     }
 
@@ -289,9 +275,7 @@ impl Signer {
             fields.next(),
             fields.next(),
         ) else {
-            return Err(NoteError::MalformedKey(
-                "expected PRIVATE+KEY+<name>+<key id>+<key>",
-            ));
+            return Err(NoteError::MalformedKey("expected PRIVATE+KEY+<name>+<key id>+<key>"));
         };
         check_key_name(name)?;
         let (stated, typed) = decode_key_fields(id_hex, key_b64)?;
@@ -359,11 +343,7 @@ impl Signer {
         let mut blob = Vec::with_capacity(4 + 64);
         blob.extend_from_slice(&self.key_id);
         blob.extend_from_slice(&signature.to_bytes());
-        format!(
-            "{text}\n{SIGNATURE_PREFIX}{} {}\n",
-            self.name,
-            BASE64.encode(blob)
-        )
+        format!("{text}\n{SIGNATURE_PREFIX}{} {}\n", self.name, BASE64.encode(blob))
     }
 }
 
@@ -380,16 +360,13 @@ impl Verifier {
     pub fn from_verifier_key_str(text: &str) -> Result<Self, NoteError> {
         // The base64 key may itself contain '+', hence at most three fields.
         let mut fields = text.trim_end().splitn(3, '+');
-        let (Some(name), Some(id_hex), Some(key_b64)) =
-            (fields.next(), fields.next(), fields.next())
-        else {
+        let (Some(name), Some(id_hex), Some(key_b64)) = (fields.next(), fields.next(), fields.next()) else {
             return Err(NoteError::MalformedKey("expected <name>+<key id>+<key>"));
         };
         check_key_name(name)?;
         let (stated, typed) = decode_key_fields(id_hex, key_b64)?;
         check_key_id(stated, key_id(name, &typed))?;
-        let key = VerifyingKey::from_bytes(&ed25519_key_bytes(&typed)?)
-            .map_err(|_| NoteError::InvalidPublicKey)?;
+        let key = VerifyingKey::from_bytes(&ed25519_key_bytes(&typed)?).map_err(|_| NoteError::InvalidPublicKey)?;
         Ok(Self {
             name: name.to_owned(),
             key_id: stated,

@@ -91,11 +91,7 @@ impl Context {
             context = context.with_jsonld_context(declared);
         }
         let body = document.get("epcisBody");
-        let levels = [
-            Some(document),
-            body,
-            body.and_then(|b| b.get("queryResults")),
-        ];
+        let levels = [Some(document), body, body.and_then(|b| b.get("queryResults"))];
         for map in levels.into_iter().flatten().filter_map(Value::as_object) {
             for (key, value) in map {
                 if local_name(key) != "ignoreFields" {
@@ -172,8 +168,7 @@ impl Context {
     fn expand_value_curie(&self, value: &str) -> Option<String> {
         let (prefix, local) = value.split_once(':')?;
         let iri = self.namespaces.get(prefix)?;
-        (iri.starts_with("https://ref.gs1.org") || iri.starts_with("https://gs1.org"))
-            .then(|| format!("{iri}{local}"))
+        (iri.starts_with("https://ref.gs1.org") || iri.starts_with("https://gs1.org")).then(|| format!("{iri}{local}"))
     }
 }
 
@@ -244,11 +239,9 @@ fn per_event(
 ) -> Result<Vec<String>, HashError> {
     let context = Context::from_document(document);
     let body = document.get("epcisBody").ok_or(HashError::NoEventList)?;
-    let list = body.get("eventList").or_else(|| {
-        body.get("queryResults")?
-            .get("resultsBody")?
-            .get("eventList")
-    });
+    let list = body
+        .get("eventList")
+        .or_else(|| body.get("queryResults")?.get("resultsBody")?.get("eventList"));
     let events: Vec<&Value> = match (list, body.get("event")) {
         (Some(Value::Array(events)), _) => events.iter().collect(),
         (None, Some(event)) => vec![event],
@@ -292,10 +285,7 @@ const fn value(name: &'static str) -> Prop {
 }
 
 const fn time(name: &'static str) -> Prop {
-    Prop {
-        name,
-        kind: Kind::Time,
-    }
+    Prop { name, kind: Kind::Time }
 }
 
 const fn nested(name: &'static str, order: &'static [Prop]) -> Prop {
@@ -490,9 +480,7 @@ fn shape(key: &str, name: &str) -> Shape {
         "bizStep" => Shape::Plain(Some(BIZ_STEP), Scope::Plain),
         "disposition" => Shape::Plain(Some(DISPOSITION), Scope::Plain),
         "persistentDisposition" => Shape::Plain(None, Scope::PersistentDisposition),
-        "epcList" | "inputEPCList" | "outputEPCList" | "childEPCs" => {
-            Shape::List("epc".to_owned(), Scope::Plain)
-        }
+        "epcList" | "inputEPCList" | "outputEPCList" | "childEPCs" => Shape::List("epc".to_owned(), Scope::Plain),
         "quantityList" | "childQuantityList" | "inputQuantityList" | "outputQuantityList" => {
             Shape::List("quantityElement".to_owned(), Scope::Plain)
         }
@@ -528,9 +516,7 @@ fn event_children(event: &Map<String, Value>, context: &Context) -> Vec<Node> {
         match shape(key, &name) {
             Shape::Plain(vocab, scope) => push_nodes(&mut out, &name, value, vocab, scope, context),
             Shape::List(item, scope) => push_list(&mut out, name, &item, value, scope, context),
-            Shape::Typed(item, vocab) => {
-                push_typed_list(&mut out, name, item, vocab, value, context)
-            }
+            Shape::Typed(item, vocab) => push_typed_list(&mut out, name, item, vocab, value, context),
         }
     }
     out
@@ -556,10 +542,7 @@ fn push_nodes(
                 push_nodes(out, name, item, vocab, scope, context);
             }
         }
-        Value::Object(map) => out.push(Node::parent(
-            name.to_owned(),
-            object_children(map, scope, context),
-        )),
+        Value::Object(map) => out.push(Node::parent(name.to_owned(), object_children(map, scope, context))),
     }
 }
 
@@ -567,38 +550,19 @@ fn object_children(map: &Map<String, Value>, scope: Scope, context: &Context) ->
     object_children_except(map, &[], scope, context)
 }
 
-fn object_children_except(
-    map: &Map<String, Value>,
-    skip: &[&str],
-    scope: Scope,
-    context: &Context,
-) -> Vec<Node> {
+fn object_children_except(map: &Map<String, Value>, skip: &[&str], scope: Scope, context: &Context) -> Vec<Node> {
     let mut out = Vec::new();
     for (key, value) in map {
         if key.starts_with('@') || is_comment(key) || skip.contains(&key.as_str()) {
             continue;
         }
         let name = context.expand_key(key);
-        push_nodes(
-            &mut out,
-            &name,
-            value,
-            scope.vocab(key),
-            scope.child(key),
-            context,
-        );
+        push_nodes(&mut out, &name, value, scope.vocab(key), scope.child(key), context);
     }
     out
 }
 
-fn push_list(
-    out: &mut Vec<Node>,
-    name: String,
-    item: &str,
-    value: &Value,
-    scope: Scope,
-    context: &Context,
-) {
+fn push_list(out: &mut Vec<Node>, name: String, item: &str, value: &Value, scope: Scope, context: &Context) {
     let mut items = Vec::new();
     push_nodes(&mut items, item, value, None, scope, context);
     if !items.is_empty() {
@@ -628,14 +592,7 @@ fn push_typed_list(
         match member {
             Value::Object(map) => {
                 if let Some(kind) = map.get("type") {
-                    push_nodes(
-                        &mut children,
-                        "type",
-                        kind,
-                        Some(type_vocab),
-                        Scope::Plain,
-                        context,
-                    );
+                    push_nodes(&mut children, "type", kind, Some(type_vocab), Scope::Plain, context);
                 }
                 if let Some(id) = map.get(item) {
                     push_nodes(&mut children, item, id, None, Scope::Plain, context);
@@ -662,11 +619,7 @@ fn push_typed_list(
 
 /// Children in canonical order (each group sorted, empty ones dropped), then
 /// everything else sorted.
-fn render_ordered(
-    children: &[Node],
-    order: &[Prop],
-    context: &Context,
-) -> Result<String, HashError> {
+fn render_ordered(children: &[Node], order: &[Prop], context: &Context) -> Result<String, HashError> {
     let mut out = String::new();
     for prop in order {
         let mut parts = Vec::new();
@@ -720,11 +673,7 @@ fn render_generic(node: &Node, context: &Context) -> String {
 }
 
 fn render_children(node: &Node, context: &Context) -> String {
-    let mut parts: Vec<String> = node
-        .children
-        .iter()
-        .map(|c| render_generic(c, context))
-        .collect();
+    let mut parts: Vec<String> = node.children.iter().map(|c| render_generic(c, context)).collect();
     if !node.fixed {
         parts.sort_unstable();
     }
@@ -788,10 +737,7 @@ fn python_number(text: &str) -> Option<String> {
         let bytes = text.as_bytes();
         let separated = bytes.iter().enumerate().all(|(i, &b)| {
             b != b'_'
-                || (i > 0
-                    && i + 1 < bytes.len()
-                    && bytes[i - 1].is_ascii_digit()
-                    && bytes[i + 1].is_ascii_digit())
+                || (i > 0 && i + 1 < bytes.len() && bytes[i - 1].is_ascii_digit() && bytes[i + 1].is_ascii_digit())
         });
         if !separated {
             return None;
@@ -814,23 +760,14 @@ fn python_number(text: &str) -> Option<String> {
     }
     if x.fract() == 0.0 {
         // Rust prints the exact integer value of the float, as Python's int() does.
-        return Some(if x == 0.0 {
-            "0".to_owned()
-        } else {
-            format!("{x:.0}")
-        });
+        return Some(if x == 0.0 { "0".to_owned() } else { format!("{x:.0}") });
     }
     // Python's repr: the fewest digits that read back as the same float,
     // rounded half-to-even where two such strings tie. Rust's shortest form
     // gives the digit count but may round a tie up; formatting to that many
     // digits rounds exactly.
     let shortest = format!("{:e}", x.abs());
-    let count = shortest
-        .split_once('e')?
-        .0
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .count();
+    let count = shortest.split_once('e')?.0.bytes().filter(u8::is_ascii_digit).count();
     let sci = format!("{:.*e}", count - 1, x.abs());
     // Laid out with scientific notation only below 1e-4 (non-integral
     // floats are never ≥ 1e16).
@@ -848,10 +785,7 @@ fn python_number(text: &str) -> Option<String> {
         };
         format!("{sign}{first}{fraction}e-{:02}", -exponent)
     } else if point <= 0 {
-        format!(
-            "{sign}0.{}{digits}",
-            "0".repeat(point.unsigned_abs() as usize)
-        )
+        format!("{sign}0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
     } else {
         let (whole, fraction) = digits.split_at(point as usize);
         format!("{sign}{whole}.{fraction}")
@@ -864,19 +798,15 @@ fn normalise_time(text: &str) -> Option<String> {
     let b = text.as_bytes();
     let num = |range: std::ops::Range<usize>| -> Option<i64> {
         let digits = b.get(range)?;
-        digits.iter().all(u8::is_ascii_digit).then(|| {
-            digits
-                .iter()
-                .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
-        })
+        digits
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| digits.iter().fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0')))
     };
     let year = num(0..4)?;
     let month = num(5..7)?;
     let day = num(8..10)?;
-    if b.get(4) != Some(&b'-')
-        || b.get(7) != Some(&b'-')
-        || !matches!(b.get(10), Some(b'T' | b't' | b' '))
-    {
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !matches!(b.get(10), Some(b'T' | b't' | b' ')) {
         return None;
     }
     let hour = num(11..13)?;
@@ -941,9 +871,7 @@ fn normalise_time(text: &str) -> Option<String> {
     if year < 1 || day < 1 || day > days_in_month || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    let local = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60_000
-        + second * 1000
-        + millis;
+    let local = ((days_from_civil(year, month, day) * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis;
     let utc = local - offset_minutes * 60_000;
     let (days, of_day) = (utc.div_euclid(86_400_000), utc.rem_euclid(86_400_000));
     let (y, m, d) = civil_from_days(days);
@@ -1152,10 +1080,7 @@ fn epc_to_digital_link(epc: &str) -> Option<String> {
         "id:gsrn" | "id:gsrnp" => {
             let (service, _) = digits(rest, 17 - n).filter(|(_, tail)| tail.is_empty())?;
             let ai = if scheme == "id:gsrn" { "8018" } else { "8017" };
-            dl(format!(
-                "{ai}/{}",
-                with_check_digit(&format!("{cp}{service}"))
-            ))
+            dl(format!("{ai}/{}", with_check_digit(&format!("{cp}{service}"))))
         }
         "id:gdti" => {
             let (document, serial) = digits_dot(rest, 12 - n)?;
@@ -1168,20 +1093,13 @@ fn epc_to_digital_link(epc: &str) -> Option<String> {
         }
         "id:cpi" => {
             let (part, serial) = rest.rsplit_once('.')?;
-            (cpi_chars(part, 1, 30 - n) && (1..=12).contains(&serial.len()) && all_digits(serial))
-                .then_some(())?;
-            dl(format!(
-                "8010/{}/8011/{serial}",
-                dl_encode(&format!("{cp}{part}"))
-            ))
+            (cpi_chars(part, 1, 30 - n) && (1..=12).contains(&serial.len()) && all_digits(serial)).then_some(())?;
+            dl(format!("8010/{}/8011/{serial}", dl_encode(&format!("{cp}{part}"))))
         }
         "id:sgcn" => {
             let (coupon, serial) = digits_dot(rest, 12 - n)?;
             ((1..=12).contains(&serial.len()) && all_digits(serial)).then_some(())?;
-            dl(format!(
-                "255/{}{serial}",
-                with_check_digit(&format!("{cp}{coupon}"))
-            ))
+            dl(format!("255/{}{serial}", with_check_digit(&format!("{cp}{coupon}"))))
         }
         "id:ginc" => {
             gs3a3(rest, 1, 30 - n).then_some(())?;
@@ -1189,10 +1107,7 @@ fn epc_to_digital_link(epc: &str) -> Option<String> {
         }
         "id:gsin" => {
             let (shipment, _) = digits(rest, 16 - n).filter(|(_, tail)| tail.is_empty())?;
-            dl(format!(
-                "402/{}",
-                with_check_digit(&format!("{cp}{shipment}"))
-            ))
+            dl(format!("402/{}", with_check_digit(&format!("{cp}{shipment}"))))
         }
         "id:itip" => {
             let (item, rest) = digits_dot(rest, 13 - n)?;
@@ -1225,18 +1140,12 @@ fn epc_to_digital_link(epc: &str) -> Option<String> {
         }
         "idpat:grai" => {
             let (asset, _) = digits_dot(rest, 12 - n).filter(|(_, tail)| *tail == "*")?;
-            dl(format!(
-                "8003/{}",
-                with_check_digit(&format!("0{cp}{asset}"))
-            ))
+            dl(format!("8003/{}", with_check_digit(&format!("0{cp}{asset}"))))
         }
         "idpat:gdti" | "idpat:sgcn" => {
             let (reference, _) = digits_dot(rest, 12 - n).filter(|(_, tail)| *tail == "*")?;
             let ai = if scheme == "idpat:gdti" { "253" } else { "255" };
-            dl(format!(
-                "{ai}/{}",
-                with_check_digit(&format!("{cp}{reference}"))
-            ))
+            dl(format!("{ai}/{}", with_check_digit(&format!("{cp}{reference}"))))
         }
         "idpat:cpi" => {
             let part = rest.strip_suffix(".*")?;
@@ -1256,9 +1165,8 @@ fn epc_to_digital_link(epc: &str) -> Option<String> {
 /// Primary keys (AIs and short names) that make an http(s) URI a GS1
 /// Digital Link.
 const DL_KEYS: &[&str] = &[
-    "01", "gtin", "8006", "itip", "8010", "cpid", "414", "gln", "417", "party", "8017", "gsrnp",
-    "8018", "gsrn", "255", "gcn", "00", "sscc", "253", "gdti", "401", "ginc", "402", "gsin",
-    "8003", "grai", "8004", "giai",
+    "01", "gtin", "8006", "itip", "8010", "cpid", "414", "gln", "417", "party", "8017", "gsrnp", "8018", "gsrn", "255",
+    "gcn", "00", "sscc", "253", "gdti", "401", "ginc", "402", "gsin", "8003", "grai", "8004", "giai",
 ];
 
 /// Short names → application identifiers, as uncompressed Digital Links
@@ -1286,8 +1194,7 @@ const DL_SHORT_NAMES: &[(&str, &str)] = &[
 /// Primary-key AIs in the order the reference implementation looks for
 /// them when moving a Digital Link onto the canonical domain.
 const DL_PRIMARY_AIS: &[&str] = &[
-    "00", "01", "253", "255", "401", "402", "414", "417", "8003", "8004", "8006", "8010", "8017",
-    "8018",
+    "00", "01", "253", "255", "401", "402", "414", "417", "8003", "8004", "8006", "8010", "8017", "8018",
 ];
 
 /// Digital Link value characters (a subset of set 82 without escapes);
@@ -1301,10 +1208,7 @@ fn dl_char(b: u8) -> bool {
 }
 
 fn is_digital_link(uri: &str) -> bool {
-    let Some(rest) = uri
-        .strip_prefix("https:")
-        .or_else(|| uri.strip_prefix("http:"))
-    else {
+    let Some(rest) = uri.strip_prefix("https:").or_else(|| uri.strip_prefix("http:")) else {
         return false;
     };
     let head = rest.find(['?', '#']).unwrap_or(rest.len());
@@ -1347,9 +1251,7 @@ fn constrain_digital_link(uri: &str) -> Option<String> {
         })
     });
     if !canonical {
-        let start = DL_PRIMARY_AIS
-            .iter()
-            .find_map(|ai| dl.find(&format!("/{ai}/")))?;
+        let start = DL_PRIMARY_AIS.iter().find_map(|ai| dl.find(&format!("/{ai}/")))?;
         dl = format!("{CANONICAL_DL}{}", &dl[start + 1..]);
     }
     let mut path = dl[CANONICAL_DL.len()..].to_owned();
@@ -1380,8 +1282,7 @@ fn constrain_digital_link(uri: &str) -> Option<String> {
             path = format!("{}{keep}", &path[..head]);
         }
         if let Some((_, rest)) = key_with_digits(&path, key, n)
-            && let Some((lot, serial)) =
-                rest.strip_prefix("/10/").and_then(|r| r.split_once("/21/"))
+            && let Some((lot, serial)) = rest.strip_prefix("/10/").and_then(|r| r.split_once("/21/"))
             && dl_value(lot, 0, 20)
             && dl_value(serial, 0, 20)
         {

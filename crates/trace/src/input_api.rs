@@ -2,16 +2,16 @@
 //! label code (MOA announcement No. 2579) as dealers and inspectors scan it,
 //! with the failing position when it is wrong.
 
+use axum::Json;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use shuxiang_http::extract::{ApiJson, Auth};
 use shuxiang_http::{Access, ApiRoute};
 
-use crate::label_code::{parse_label_qr, LabelCode, LabelCodeError};
+use crate::label_code::{LabelCode, LabelCodeError, parse_label_qr};
 
 pub fn routes() -> Vec<ApiRoute> {
     vec![ApiRoute {
@@ -20,7 +20,9 @@ pub fn routes() -> Vec<ApiRoute> {
         summary: "Parse a pesticide label code (32 digits, or the QR content carrying it); 422 names the failing position",
         tag: "inputs",
         access: Access::Authenticated,
-        body: Some(json!({"type": "object", "required": ["code"], "properties": {"code": {"type": "string", "description": "32 digits or the label's QR content"}}})),
+        body: Some(
+            json!({"type": "object", "required": ["code"], "properties": {"code": {"type": "string", "description": "32 digits or the label's QR content"}}}),
+        ),
         query: &[],
         ok_status: 200,
         handler: post(validate_code),

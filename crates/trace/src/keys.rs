@@ -32,17 +32,11 @@ pub enum KeyError {
     #[error("{} does not hold a valid signing key: {source}", path.display())]
     File { path: PathBuf, source: NoteError },
     #[error("cannot read or create {}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("cannot generate a signing key named after the origin {origin:?}: {source}")]
     Generate { origin: String, source: NoteError },
     #[error("trace_log_origin {origin:?} cannot head a checkpoint: {source}")]
-    Origin {
-        origin: String,
-        source: CheckpointError,
-    },
+    Origin { origin: String, source: CheckpointError },
 }
 
 /// What the checkpoint publisher and the API need: the signer (shared, as
@@ -63,10 +57,7 @@ impl TraceLogKeys {
             origin: origin.to_owned(),
             source,
         })?;
-        let signer = match std::env::var(SIGNING_KEY_ENV)
-            .ok()
-            .filter(|k| !k.is_empty())
-        {
+        let signer = match std::env::var(SIGNING_KEY_ENV).ok().filter(|k| !k.is_empty()) {
             Some(text) => Signer::from_private_key_str(&text).map_err(KeyError::Env)?,
             None => load_or_create(&data_dir.join(SIGNING_KEY_FILE), origin)?,
         };

@@ -144,14 +144,9 @@ impl LabelCode {
     /// derived.
     pub fn matches_registration_number(&self, number: &str) -> bool {
         let number = number.trim();
-        let split = number
-            .find(|c: char| !c.is_ascii_alphabetic())
-            .unwrap_or(number.len());
+        let split = number.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(number.len());
         let (prefix, digits) = number.split_at(split);
-        self.category
-            .prefixes()
-            .iter()
-            .any(|p| p.eq_ignore_ascii_case(prefix))
+        self.category.prefixes().iter().any(|p| p.eq_ignore_ascii_case(prefix))
             && digits.len() >= 6
             && digits.bytes().all(|b| b.is_ascii_digit())
             && digits[digits.len() - 6..] == self.registration_suffix
@@ -206,9 +201,7 @@ pub enum LabelCodeErrorKind {
     TooLong(usize),
     #[error("unknown registration category {0} (1 = PD, 2 = WP, 3 = temporary)")]
     UnknownCategory(u8),
-    #[error(
-        "unknown production type {0} (1 = holder, 2 = contract manufacturing, 3 = contract repackaging)"
-    )]
+    #[error("unknown production type {0} (1 = holder, 2 = contract manufacturing, 3 = contract repackaging)")]
     UnknownProductionType(u8),
     #[error("product specification code 000 is not allowed")]
     ZeroSpecification,
@@ -232,18 +225,14 @@ pub fn parse_label_code(code: &str) -> Result<LabelCode, LabelCodeError> {
         length += 1;
     }
     if length < LABEL_CODE_LEN {
-        return Err(LabelCodeError::at(
-            length + 1,
-            LabelCodeErrorKind::TooShort(length),
-        ));
+        return Err(LabelCodeError::at(length + 1, LabelCodeErrorKind::TooShort(length)));
     }
     // All 32 characters are ASCII digits from here on, so byte slicing is safe.
     let digit = |position: usize| code.as_bytes()[position - 1] - b'0';
     let category = RegistrationCategory::from_digit(digit(1))
         .ok_or_else(|| LabelCodeError::at(1, LabelCodeErrorKind::UnknownCategory(digit(1))))?;
-    let production_type = ProductionType::from_digit(digit(8)).ok_or_else(|| {
-        LabelCodeError::at(8, LabelCodeErrorKind::UnknownProductionType(digit(8)))
-    })?;
+    let production_type = ProductionType::from_digit(digit(8))
+        .ok_or_else(|| LabelCodeError::at(8, LabelCodeErrorKind::UnknownProductionType(digit(8))))?;
     let specification = &code[8..11];
     if specification == "000" {
         return Err(LabelCodeError::at(9, LabelCodeErrorKind::ZeroSpecification));

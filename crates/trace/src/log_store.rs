@@ -23,18 +23,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sea_query::{
-    Condition, Expr, ExprTrait, Iden, LockType, Order, Query, SelectStatement, UnionType,
-};
+use sea_query::{Condition, Expr, ExprTrait, Iden, LockType, Order, Query, SelectStatement, UnionType};
 use shuxiang_core::CoreError;
 use shuxiang_core::db::{Db, SliceMigrations, Tx};
 use shuxiang_core::time::{Timestamp, now};
 use thiserror::Error;
 
 use crate::checkpoint::{Checkpoint, CheckpointError, Signer, Verifier, open_checkpoint};
-use crate::merkle::{
-    CompactRange, Hash, NodeId, NodePlan, ProofError, leaf_hash, node_hash, range_nodes,
-};
+use crate::merkle::{CompactRange, Hash, NodeId, NodePlan, ProofError, leaf_hash, node_hash, range_nodes};
 
 /// The trace slice's tables.
 pub static TRACE_MIGRATIONS: SliceMigrations = SliceMigrations {
@@ -133,25 +129,18 @@ fn check_hash_id(hash_id: &str) -> Result<()> {
         .strip_prefix("ni:///sha-256;")
         .and_then(|rest| rest.strip_suffix("?ver=CBV2.0"));
     match digest {
-        Some(hex)
-            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
-        {
-            Ok(())
-        }
+        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => Ok(()),
         _ => Err(LogError::InvalidHashId(hash_id.to_owned())),
     }
 }
 
 fn parse_hash(hex_text: &str) -> Option<Hash> {
     let mut hash = [0; 32];
-    hex::decode_to_slice(hex_text, &mut hash)
-        .ok()
-        .map(|()| hash)
+    hex::decode_to_slice(hex_text, &mut hash).ok().map(|()| hash)
 }
 
 fn stored_hash(hex_text: &str, what: impl FnOnce() -> String) -> Result<Hash> {
-    parse_hash(hex_text)
-        .ok_or_else(|| LogError::Corrupt(format!("{} is not a hex SHA-256 hash", what())))
+    parse_hash(hex_text).ok_or_else(|| LogError::Corrupt(format!("{} is not a hex SHA-256 hash", what())))
 }
 
 /// Tree sizes and indexes are BIGINT columns; a log of 2^63 leaves is out of
@@ -166,8 +155,7 @@ fn stored_u64(n: i64, what: &str) -> Result<u64> {
 
 fn decode_frontier(size: i64, frontier: &str) -> Result<CompactRange> {
     let size = stored_u64(size, "head size")?;
-    let corrupt =
-        || LogError::Corrupt("the head's frontier is not a list of hex hashes".to_owned());
+    let corrupt = || LogError::Corrupt("the head's frontier is not a list of hex hashes".to_owned());
     if !frontier.len().is_multiple_of(64) || !frontier.is_ascii() {
         return Err(corrupt());
     }
@@ -269,22 +257,14 @@ pub async fn append_batch<S: AsRef<str>>(tx: &mut Tx, hash_ids: &[S]) -> Result<
             TraceLogLeaves::AppendedAt,
         ]);
         for (index, id, hash) in chunk {
-            q.values_panic([
-                db_int(*index).into(),
-                (*id).into(),
-                hex::encode(hash).into(),
-                at.into(),
-            ]);
+            q.values_panic([db_int(*index).into(), (*id).into(), hex::encode(hash).into(), at.into()]);
         }
         tx.execute(&q).await?;
     }
     for chunk in nodes.chunks(CHUNK) {
         let mut q = Query::insert();
-        q.into_table(TraceLogNodes::Table).columns([
-            TraceLogNodes::Level,
-            TraceLogNodes::Idx,
-            TraceLogNodes::Hash,
-        ]);
+        q.into_table(TraceLogNodes::Table)
+            .columns([TraceLogNodes::Level, TraceLogNodes::Idx, TraceLogNodes::Hash]);
         for (node, hash) in chunk {
             q.values_panic([
                 i32::from(node.level).into(),
@@ -307,10 +287,7 @@ pub async fn append_batch<S: AsRef<str>>(tx: &mut Tx, hash_ids: &[S]) -> Result<
 }
 
 /// The leaf indexes of those of `hash_ids` already in the log.
-async fn existing_indexes<S: AsRef<str>>(
-    tx: &mut Tx,
-    hash_ids: &[S],
-) -> Result<HashMap<String, u64>> {
+async fn existing_indexes<S: AsRef<str>>(tx: &mut Tx, hash_ids: &[S]) -> Result<HashMap<String, u64>> {
     let mut found = HashMap::new();
     for chunk in hash_ids.chunks(CHUNK) {
         let q = Query::select()
@@ -365,19 +342,12 @@ async fn fetch_nodes(db: &Db, ids: &[NodeId]) -> Result<Vec<Hash>> {
             .expr(Expr::cust("0"))
             .columns([TraceLogLeaves::LeafIndex, TraceLogLeaves::LeafHash])
             .from(TraceLogLeaves::Table)
-            .and_where(
-                Expr::col(TraceLogLeaves::LeafIndex)
-                    .is_in(leaf_ids.iter().map(|id| db_int(id.index))),
-            )
+            .and_where(Expr::col(TraceLogLeaves::LeafIndex).is_in(leaf_ids.iter().map(|id| db_int(id.index))))
             .to_owned()
     });
     let nodes = (!node_ids.is_empty()).then(|| {
         Query::select()
-            .columns([
-                TraceLogNodes::Level,
-                TraceLogNodes::Idx,
-                TraceLogNodes::Hash,
-            ])
+            .columns([TraceLogNodes::Level, TraceLogNodes::Idx, TraceLogNodes::Hash])
             .from(TraceLogNodes::Table)
             .cond_where(node_ids.iter().fold(Condition::any(), |any, id| {
                 any.add(
@@ -421,11 +391,7 @@ pub struct InclusionProof {
 /// The inclusion proof of the event `hash_id` in the tree of `tree_size`
 /// leaves (default: the current size). Clients verify against a signed
 /// checkpoint, so they should ask for that checkpoint's size.
-pub async fn inclusion_proof(
-    db: &Db,
-    hash_id: &str,
-    tree_size: Option<u64>,
-) -> Result<InclusionProof> {
+pub async fn inclusion_proof(db: &Db, hash_id: &str, tree_size: Option<u64>) -> Result<InclusionProof> {
     check_hash_id(hash_id)?;
     let q = Query::select()
         .column(TraceLogLeaves::LeafIndex)
@@ -497,11 +463,7 @@ fn checkpoint_query() -> SelectStatement {
 /// It holds the head lock while it signs, so checkpoints are stored in
 /// tree-size order and two publishers never sign the same size; appenders
 /// wait for one signature, well under a millisecond.
-pub async fn publish_checkpoint(
-    db: &Db,
-    signer: &Signer,
-    origin: &str,
-) -> Result<Option<StoredCheckpoint>> {
+pub async fn publish_checkpoint(db: &Db, signer: &Signer, origin: &str) -> Result<Option<StoredCheckpoint>> {
     let mut tx = db.begin().await?;
     let range = lock_head(&mut tx).await?;
     let latest = Query::select()
@@ -567,7 +529,10 @@ pub async fn checkpoint_at(db: &Db, size: u64) -> Result<Option<StoredCheckpoint
 pub enum Mismatch {
     /// The leaf indexes do not run 0, 1, 2, …: a leaf was deleted or
     /// renumbered. Leaves from here on are not checked.
-    LeafIndex { expected: u64, found: i64 },
+    LeafIndex {
+        expected: u64,
+        found: i64,
+    },
     /// The stored leaf hash is not the leaf hash of the stored hash ID.
     Leaf {
         leaf_index: u64,
@@ -585,7 +550,10 @@ pub enum Mismatch {
         computed: Hash,
     },
     /// A node row where no complete subtree of the log lies.
-    UnexpectedNode { level: i32, index: i64 },
+    UnexpectedNode {
+        level: i32,
+        index: i64,
+    },
     /// The head disagrees with the leaves (size) or with the stored
     /// right-edge subtrees (frontier).
     Head {
@@ -748,20 +716,12 @@ async fn level_range(db: &Db, level: u8, begin: u64, end: u64) -> Result<HashMap
     };
     let rows: Vec<(i64, String)> = db.fetch_all(&q).await?;
     // Only non-negative indexes are in the range asked for.
-    Ok(rows
-        .into_iter()
-        .map(|(index, hash)| (index as u64, hash))
-        .collect())
+    Ok(rows.into_iter().map(|(index, hash)| (index as u64, hash)).collect())
 }
 
 /// Checks every node a tree of `size` leaves has against its stored
 /// children, level by level, then looks for node rows outside the tree.
-async fn audit_nodes(
-    db: &Db,
-    size: u64,
-    report: &mut IntegrityReport,
-    bad: &mut HashSet<NodeId>,
-) -> Result<()> {
+async fn audit_nodes(db: &Db, size: u64, report: &mut IntegrityReport, bad: &mut HashSet<NodeId>) -> Result<()> {
     let top = if size == 0 { 0 } else { size.ilog2() as u8 };
     for level in 1..=top {
         let count = size >> level;
@@ -831,12 +791,7 @@ async fn audit_nodes(
 
 /// The head must count the leaves found and hold the stored right-edge
 /// subtrees; subtrees already reported are not compared again.
-async fn audit_head(
-    db: &Db,
-    size: u64,
-    report: &mut IntegrityReport,
-    bad: &HashSet<NodeId>,
-) -> Result<()> {
+async fn audit_head(db: &Db, size: u64, report: &mut IntegrityReport, bad: &HashSet<NodeId>) -> Result<()> {
     let (stored_size, frontier): (i64, String) = db.fetch_one(&head_query()).await?;
     let ids = range_nodes(0, size);
     let frontier_matches = if frontier.len() != 64 * ids.len() || !frontier.is_ascii() {
@@ -848,8 +803,7 @@ async fn audit_head(
                 continue;
             }
             let stored = level_range(db, id.level, id.index, id.index + 1).await?;
-            matches &=
-                stored.get(&id.index).map(String::as_str) == Some(&frontier[64 * k..64 * (k + 1)]);
+            matches &= stored.get(&id.index).map(String::as_str) == Some(&frontier[64 * k..64 * (k + 1)]);
         }
         matches
     };

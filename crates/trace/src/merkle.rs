@@ -28,9 +28,7 @@ pub enum ProofError {
     IndexOutOfRange { index: u64, size: u64 },
     #[error("old tree size {size1} is larger than new tree size {size2}")]
     SizesOutOfOrder { size1: u64, size2: u64 },
-    #[error(
-        "the old tree size is 0: every tree extends the empty tree, so there is nothing to prove"
-    )]
+    #[error("the old tree size is 0: every tree extends the empty tree, so there is nothing to prove")]
     EmptyOldTree,
     #[error("the proof has {got} hashes, expected {want}")]
     WrongProofLength { got: usize, want: usize },
@@ -114,10 +112,7 @@ pub fn range_nodes(begin: u64, end: u64) -> Vec<NodeId> {
 fn fold_range(hashes: &[Hash]) -> Hash {
     match hashes.split_last() {
         None => empty_root(),
-        Some((last, rest)) => rest
-            .iter()
-            .rev()
-            .fold(*last, |right, left| node_hash(left, &right)),
+        Some((last, rest)) => rest.iter().rev().fold(*last, |right, left| node_hash(left, &right)),
     }
 }
 
@@ -470,17 +465,12 @@ pub fn root_from_inclusion_proof<P: AsRef<[u8]>>(
     }
     let leaf: Hash = leaf_hash
         .try_into()
-        .map_err(|_| ProofError::LeafHashLength {
-            len: leaf_hash.len(),
-        })?;
+        .map_err(|_| ProofError::LeafHashLength { len: leaf_hash.len() })?;
     let (inner, border) = decompose_inclusion(index, size);
     check_proof_length(proof.len(), inner + border)?;
     let proof = proof_hashes(proof)?;
     let (inner_part, border_part) = proof.split_at(inner);
-    Ok(chain_border_right(
-        chain_inner(leaf, inner_part, index),
-        border_part,
-    ))
+    Ok(chain_border_right(chain_inner(leaf, inner_part, index), border_part))
 }
 
 /// Checks a consistency proof (RFC 9162 §2.1.4.2): that the tree of `size2`
@@ -525,8 +515,7 @@ pub fn verify_consistency<P: AsRef<[u8]>>(
     check_proof_length(proof.len(), usize::from(!seeded_by_root1) + inner + border)?;
     let proof = proof_hashes(proof)?;
     let (seed, rest) = if seeded_by_root1 {
-        let seed =
-            Hash::try_from(root1).map_err(|_| ProofError::RootHashLength { len: root1.len() })?;
+        let seed = Hash::try_from(root1).map_err(|_| ProofError::RootHashLength { len: root1.len() })?;
         (seed, &proof[..])
     } else {
         match proof.split_first() {
@@ -562,9 +551,7 @@ fn check_proof_length(got: usize, want: usize) -> Result<(), ProofError> {
 
 fn check_root(computed: &Hash, expected: &[u8], mismatch: ProofError) -> Result<(), ProofError> {
     if expected.len() != HASH_LEN {
-        return Err(ProofError::RootHashLength {
-            len: expected.len(),
-        });
+        return Err(ProofError::RootHashLength { len: expected.len() });
     }
     if computed[..] == *expected {
         Ok(())
@@ -612,7 +599,5 @@ fn chain_inner_right(seed: Hash, proof: &[Hash], index: u64) -> Hash {
 }
 
 fn chain_border_right(seed: Hash, proof: &[Hash]) -> Hash {
-    proof
-        .iter()
-        .fold(seed, |acc, sibling| node_hash(sibling, &acc))
+    proof.iter().fold(seed, |acc, sibling| node_hash(sibling, &acc))
 }

@@ -188,7 +188,10 @@ pub struct ProductQuery {
 fn validate_text(raw: &str, max: usize, code: &'static str, what: &str) -> Result<String, CoreError> {
     let s = raw.trim();
     if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
-        return Err(CoreError::invalid(code, format!("{what} must be 1 to {max} characters without control characters")));
+        return Err(CoreError::invalid(
+            code,
+            format!("{what} must be 1 to {max} characters without control characters"),
+        ));
     }
     Ok(s.to_string())
 }
@@ -208,32 +211,62 @@ fn validate_registration_number(kind: ProductKind, raw: Option<&str>) -> Result<
             } else {
                 Err(CoreError::invalid(
                     "invalid_registration_number",
-                    format!("a pesticide registration number is PD, WP or LS and 8 digits (e.g. PD20180001), not {:?}", raw.unwrap_or_default()),
+                    format!(
+                        "a pesticide registration number is PD, WP or LS and 8 digits (e.g. PD20180001), not {:?}",
+                        raw.unwrap_or_default()
+                    ),
                 ))
             }
         }
         ProductKind::Fertilizer => raw
-            .map(|r| validate_text(r, MAX_REGISTRATION, "invalid_registration_number", "a fertilizer registration number"))
+            .map(|r| {
+                validate_text(
+                    r,
+                    MAX_REGISTRATION,
+                    "invalid_registration_number",
+                    "a fertilizer registration number",
+                )
+            })
             .transpose(),
     }
 }
 
 fn validate_ingredients(list: &[ActiveIngredient]) -> Result<Vec<ActiveIngredient>, CoreError> {
     if list.len() > MAX_INGREDIENTS {
-        return Err(CoreError::invalid("invalid_active_ingredients", format!("at most {MAX_INGREDIENTS} active ingredients")));
+        return Err(CoreError::invalid(
+            "invalid_active_ingredients",
+            format!("at most {MAX_INGREDIENTS} active ingredients"),
+        ));
     }
     list.iter()
         .map(|i| {
             Ok(ActiveIngredient {
-                name: validate_text(&i.name, MAX_INGREDIENT_NAME, "invalid_active_ingredients", "an active ingredient's name")?,
-                content: validate_text(&i.content, MAX_CONTENT, "invalid_active_ingredients", "an active ingredient's content")?,
+                name: validate_text(
+                    &i.name,
+                    MAX_INGREDIENT_NAME,
+                    "invalid_active_ingredients",
+                    "an active ingredient's name",
+                )?,
+                content: validate_text(
+                    &i.content,
+                    MAX_CONTENT,
+                    "invalid_active_ingredients",
+                    "an active ingredient's content",
+                )?,
             })
         })
         .collect()
 }
 
 fn registration_taken(err: CoreError, number: Option<&str>) -> CoreError {
-    on_unique(err, "registration_taken", format!("registration number {:?} is already registered", number.unwrap_or_default()))
+    on_unique(
+        err,
+        "registration_taken",
+        format!(
+            "registration number {:?} is already registered",
+            number.unwrap_or_default()
+        ),
+    )
 }
 
 // ---- store ----
@@ -316,9 +349,14 @@ pub async fn create(db: &Db, caller: &Principal, actor: &Actor, new: NewProduct)
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Product, CoreError> {
-    let q = Query::select().columns(columns()).from(InputProducts::Table).and_where(Expr::col(InputProducts::Id).eq(id)).to_owned();
+    let q = Query::select()
+        .columns(columns())
+        .from(InputProducts::Table)
+        .and_where(Expr::col(InputProducts::Id).eq(id))
+        .to_owned();
     let row: Option<ProductRow> = db.fetch_optional(&q).await?;
-    row.ok_or_else(|| CoreError::NotFound(format!("no product {id}")))?.try_into()
+    row.ok_or_else(|| CoreError::NotFound(format!("no product {id}")))?
+        .try_into()
 }
 
 /// Products by id, filtered by kind, the banned flag and a search text that
@@ -357,17 +395,42 @@ async fn lock(tx: &mut Tx, id: i64) -> Result<Product, CoreError> {
         .lock(LockType::Update)
         .to_owned();
     let row: Option<ProductRow> = tx.fetch_optional(&q).await?;
-    row.ok_or_else(|| CoreError::NotFound(format!("no product {id}")))?.try_into()
+    row.ok_or_else(|| CoreError::NotFound(format!("no product {id}")))?
+        .try_into()
 }
 
 /// Changes a product; only administrators and officials may. The audit
 /// entry names every changed field with its value before and after.
-pub async fn update(db: &Db, caller: &Principal, actor: &Actor, id: i64, upd: ProductUpdate) -> Result<Product, CoreError> {
+pub async fn update(
+    db: &Db,
+    caller: &Principal,
+    actor: &Actor,
+    id: i64,
+    upd: ProductUpdate,
+) -> Result<Product, CoreError> {
     caller.require_role(EDITORS)?;
-    let name = upd.name.as_deref().map(|n| validate_text(n, MAX_NAME, "invalid_name", "the product name")).transpose()?;
-    let maker = upd.maker.as_deref().map(|m| validate_text(m, MAX_NAME, "invalid_maker", "the maker")).transpose()?;
-    let ingredients = upd.active_ingredients.as_deref().map(validate_ingredients).transpose()?;
-    if name.is_none() && maker.is_none() && ingredients.is_none() && upd.registration_number.is_none() && upd.restricted_use.is_none() && upd.banned.is_none() {
+    let name = upd
+        .name
+        .as_deref()
+        .map(|n| validate_text(n, MAX_NAME, "invalid_name", "the product name"))
+        .transpose()?;
+    let maker = upd
+        .maker
+        .as_deref()
+        .map(|m| validate_text(m, MAX_NAME, "invalid_maker", "the maker"))
+        .transpose()?;
+    let ingredients = upd
+        .active_ingredients
+        .as_deref()
+        .map(validate_ingredients)
+        .transpose()?;
+    if name.is_none()
+        && maker.is_none()
+        && ingredients.is_none()
+        && upd.registration_number.is_none()
+        && upd.restricted_use.is_none()
+        && upd.banned.is_none()
+    {
         return Err(CoreError::invalid("missing_field", "give at least one field to change"));
     }
     let mut tx = db.begin().await?;
@@ -393,29 +456,50 @@ pub async fn update(db: &Db, caller: &Principal, actor: &Actor, id: i64, upd: Pr
         }
     };
     note("name", json!(old.name), json!(new.name));
-    note("registration_number", json!(old.registration_number), json!(new.registration_number));
+    note(
+        "registration_number",
+        json!(old.registration_number),
+        json!(new.registration_number),
+    );
     note("maker", json!(old.maker), json!(new.maker));
-    note("active_ingredients", json!(old.active_ingredients), json!(new.active_ingredients));
+    note(
+        "active_ingredients",
+        json!(old.active_ingredients),
+        json!(new.active_ingredients),
+    );
     note("restricted_use", json!(old.restricted_use), json!(new.restricted_use));
     note("banned", json!(old.banned), json!(new.banned));
     let q = Query::update()
         .table(InputProducts::Table)
         .values([
             (InputProducts::Name, new.name.as_str().into()),
-            (InputProducts::RegistrationNumber, new.registration_number.clone().into()),
+            (
+                InputProducts::RegistrationNumber,
+                new.registration_number.clone().into(),
+            ),
             (InputProducts::Maker, new.maker.as_str().into()),
-            (InputProducts::ActiveIngredients, ingredients_json(&new.active_ingredients).into()),
+            (
+                InputProducts::ActiveIngredients,
+                ingredients_json(&new.active_ingredients).into(),
+            ),
             (InputProducts::RestrictedUse, new.restricted_use.into()),
             (InputProducts::Banned, new.banned.into()),
             (InputProducts::UpdatedAt, new.updated_at.into()),
         ])
         .and_where(Expr::col(InputProducts::Id).eq(id))
         .to_owned();
-    tx.execute(&q).await.map_err(|e| registration_taken(e, new.registration_number.as_deref()))?;
+    tx.execute(&q)
+        .await
+        .map_err(|e| registration_taken(e, new.registration_number.as_deref()))?;
     audit::record(
         &mut tx,
         actor,
-        AuditEvent { action: "input_product.update", target: format!("input_product:{id}"), region: None, detail: Value::Object(changes) },
+        AuditEvent {
+            action: "input_product.update",
+            target: format!("input_product:{id}"),
+            region: None,
+            detail: Value::Object(changes),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -439,7 +523,11 @@ pub async fn by_label_code(db: &Db, code: &LabelCode) -> Result<Vec<Product>, Co
         .map(Product::try_from)
         .collect::<Result<Vec<_>, _>>()?
         .into_iter()
-        .filter(|p| p.registration_number.as_deref().is_some_and(|n| code.matches_registration_number(n)))
+        .filter(|p| {
+            p.registration_number
+                .as_deref()
+                .is_some_and(|n| code.matches_registration_number(n))
+        })
         .collect())
 }
 
@@ -529,14 +617,27 @@ pub fn routes() -> Vec<ApiRoute> {
 }
 
 fn parse_id(raw: &str) -> Result<i64, CoreError> {
-    raw.parse().map_err(|_| CoreError::malformed("invalid_id", format!("product id {raw:?} is not a number")))
+    raw.parse()
+        .map_err(|_| CoreError::malformed("invalid_id", format!("product id {raw:?} is not a number")))
 }
 
-async fn create_route(State(state): State<AppState>, a: Auth, ip: ClientIp, ApiJson(body): ApiJson<NewProduct>) -> ApiResult<(StatusCode, Json<Product>)> {
-    Ok((StatusCode::CREATED, Json(create(&state.db, &a.principal, &a.actor(&ip), body).await?)))
+async fn create_route(
+    State(state): State<AppState>,
+    a: Auth,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<NewProduct>,
+) -> ApiResult<(StatusCode, Json<Product>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(create(&state.db, &a.principal, &a.actor(&ip), body).await?),
+    ))
 }
 
-async fn list_route(State(state): State<AppState>, _caller: Auth, ApiQuery(filter): ApiQuery<ProductQuery>) -> ApiResult<Json<Value>> {
+async fn list_route(
+    State(state): State<AppState>,
+    _caller: Auth,
+    ApiQuery(filter): ApiQuery<ProductQuery>,
+) -> ApiResult<Json<Value>> {
     Ok(Json(json!({"products": list(&state.db, &filter).await?})))
 }
 
@@ -551,10 +652,16 @@ async fn update_route(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ProductUpdate>,
 ) -> ApiResult<Json<Product>> {
-    Ok(Json(update(&state.db, &a.principal, &a.actor(&ip), parse_id(&id)?, body).await?))
+    Ok(Json(
+        update(&state.db, &a.principal, &a.actor(&ip), parse_id(&id)?, body).await?,
+    ))
 }
 
-async fn by_label_code_route(State(state): State<AppState>, _caller: Auth, Path(code): Path<String>) -> ApiResult<Response> {
+async fn by_label_code_route(
+    State(state): State<AppState>,
+    _caller: Auth,
+    Path(code): Path<String>,
+) -> ApiResult<Response> {
     let code = match parse_label_code(&code) {
         Ok(c) => c,
         Err(e) => return Ok(invalid_label_code(&e)),

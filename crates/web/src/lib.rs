@@ -19,8 +19,8 @@ use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use shuxiang_core::db::{CORE_MIGRATIONS, SliceMigrations};
 pub use shuxiang_http::{AppError, AppState, WebConfig};
-use shuxiang_core::db::{SliceMigrations, CORE_MIGRATIONS};
 
 /// The migrations of the kernel and every slice, in the order they run.
 pub fn all_migrations() -> Vec<&'static SliceMigrations> {
@@ -43,7 +43,10 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(pages::router())
         .merge(ops::router())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), state::forget_on_write))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            state::forget_on_write,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
@@ -51,7 +54,11 @@ pub fn app(state: AppState) -> Router {
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
-pub async fn serve(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     axum::serve(listener, app(state).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await

@@ -68,7 +68,13 @@ impl Projection {
             return None;
         }
         let scale = (width - 2.0 * PAD) / span_x;
-        Some(Self { min_lon: rect.min().x, max_lat: rect.max().y, kx, scale, height: span_y * scale + 2.0 * PAD })
+        Some(Self {
+            min_lon: rect.min().x,
+            max_lat: rect.max().y,
+            kx,
+            scale,
+            height: span_y * scale + 2.0 * PAD,
+        })
     }
 
     fn project(&self, shape: &MultiPolygon<f64>, epsilon: f64) -> MultiPolygon<f64> {
@@ -84,8 +90,14 @@ impl Projection {
 fn bounds<'a>(shapes: impl Iterator<Item = &'a MultiPolygon<f64>>) -> Option<Rect<f64>> {
     shapes.filter_map(|s| s.bounding_rect()).reduce(|a, b| {
         Rect::new(
-            Coord { x: a.min().x.min(b.min().x), y: a.min().y.min(b.min().y) },
-            Coord { x: a.max().x.max(b.max().x), y: a.max().y.max(b.max().y) },
+            Coord {
+                x: a.min().x.min(b.min().x),
+                y: a.min().y.min(b.min().y),
+            },
+            Coord {
+                x: a.max().x.max(b.max().x),
+                y: a.max().y.max(b.max().y),
+            },
         )
     })
 }
@@ -94,7 +106,13 @@ fn bounds<'a>(shapes: impl Iterator<Item = &'a MultiPolygon<f64>>) -> Option<Rec
 /// tooltip and a label at an interior point, and `borders` (the outlines of
 /// larger units) drawn on top without catching clicks. `None` when there is
 /// nothing to draw.
-pub fn region_map(id: &str, aria_label: &str, areas: &[Area], borders: &[MultiPolygon<f64>], label_size: f64) -> Option<String> {
+pub fn region_map(
+    id: &str,
+    aria_label: &str,
+    areas: &[Area],
+    borders: &[MultiPolygon<f64>],
+    label_size: f64,
+) -> Option<String> {
     let rect = bounds(areas.iter().map(|a| &a.shape).chain(borders))?;
     let proj = Projection::fit(rect, MAP_WIDTH)?;
     let mut svg = String::with_capacity(64 * 1024);
@@ -268,7 +286,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use geo::{polygon, Polygon};
+    use geo::{Polygon, polygon};
 
     fn square(x: f64, y: f64, side: f64) -> Polygon<f64> {
         polygon![(x: x, y: y), (x: x + side, y: y), (x: x + side, y: y + side), (x: x, y: y + side), (x: x, y: y)]
@@ -319,9 +337,17 @@ mod tests {
         assert_eq!(rings.len(), 2);
         let want_a = [(10.0, 20.0), (15.6, 20.0), (15.5, 24.3)];
         for (got, want) in rings[0].iter().zip(want_a) {
-            assert!((round(got.0) - want.0).abs() < 1e-9 && (round(got.1) - want.1).abs() < 1e-9, "{got:?} vs {want:?} in {}", w.d);
+            assert!(
+                (round(got.0) - want.0).abs() < 1e-9 && (round(got.1) - want.1).abs() < 1e-9,
+                "{got:?} vs {want:?} in {}",
+                w.d
+            );
         }
-        assert!((round(rings[1][2].0) - 31.0).abs() < 1e-9 && (round(rings[1][2].1) - 6.0).abs() < 1e-9, "{}", w.d);
+        assert!(
+            (round(rings[1][2].0) - 31.0).abs() < 1e-9 && (round(rings[1][2].1) - 6.0).abs() < 1e-9,
+            "{}",
+            w.d
+        );
     }
 
     #[test]
@@ -335,11 +361,24 @@ mod tests {
     #[test]
     fn maps_link_each_area_and_escape_names() {
         let areas = vec![
-            Area { code: "360102".into(), name: "东湖区".into(), shape: square(115.0, 28.0, 0.1).into(), group: 0 },
-            Area { code: "360103".into(), name: "<西湖&区>".into(), shape: square(115.1, 28.0, 0.1).into(), group: 1 },
+            Area {
+                code: "360102".into(),
+                name: "东湖区".into(),
+                shape: square(115.0, 28.0, 0.1).into(),
+                group: 0,
+            },
+            Area {
+                code: "360103".into(),
+                name: "<西湖&区>".into(),
+                shape: square(115.1, 28.0, 0.1).into(),
+                group: 1,
+            },
         ];
         let svg = region_map("region-map", "地图", &areas, &[square(115.0, 28.0, 0.2).into()], 9.0).unwrap();
-        assert!(svg.starts_with("<svg id=\"region-map\" class=\"map\" viewBox=\"0 0 800 "), "{svg}");
+        assert!(
+            svg.starts_with("<svg id=\"region-map\" class=\"map\" viewBox=\"0 0 800 "),
+            "{svg}"
+        );
         assert!(svg.contains("<a href=\"/regions/360102\"><path class=\"g0\" data-code=\"360102\" d=\"m"));
         assert!(svg.contains("<title>&lt;西湖&amp;区&gt;</title>"));
         assert!(svg.contains(">东湖区</text>"));
@@ -349,12 +388,34 @@ mod tests {
 
     #[test]
     fn several_borders_in_one_path_stay_in_place() {
-        let a = Area { code: "1".into(), name: "a".into(), shape: square(0.0, 0.0, 3.0).into(), group: 0 };
-        let svg = region_map("m", "m", &[a], &[square(0.0, 0.0, 1.0).into(), square(2.0, 2.0, 1.0).into()], 9.0).unwrap();
-        let d = svg.split("<path class=\"borders\" d=\"").nth(1).unwrap().split('"').next().unwrap();
+        let a = Area {
+            code: "1".into(),
+            name: "a".into(),
+            shape: square(0.0, 0.0, 3.0).into(),
+            group: 0,
+        };
+        let svg = region_map(
+            "m",
+            "m",
+            &[a],
+            &[square(0.0, 0.0, 1.0).into(), square(2.0, 2.0, 1.0).into()],
+            9.0,
+        )
+        .unwrap();
+        let d = svg
+            .split("<path class=\"borders\" d=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let rings = decode(d);
         assert_eq!(rings.len(), 2, "{d}");
-        let xs = |r: &Vec<(f64, f64)>| r.iter().map(|p| p.0).fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)));
+        let xs = |r: &Vec<(f64, f64)>| {
+            r.iter()
+                .map(|p| p.0)
+                .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(x), hi.max(x)))
+        };
         // The second square starts two thirds of the way across the map.
         let (lo0, hi0) = xs(&rings[0]);
         let (lo1, hi1) = xs(&rings[1]);
@@ -366,7 +427,15 @@ mod tests {
     fn projection_keeps_the_aspect_of_the_region() {
         // A square in degrees at 60°N is half as wide as tall on the ground.
         let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into()).unwrap();
-        let height: f64 = svg.split("viewBox=\"0 0 240 ").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        let height: f64 = svg
+            .split("viewBox=\"0 0 240 ")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         let expected = (OUTLINE_WIDTH - 2.0 * PAD) / 60f64.to_radians().cos() + 2.0 * PAD;
         assert!((height - expected.ceil()).abs() <= 1.0, "{height} vs {expected}");
     }

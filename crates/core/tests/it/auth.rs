@@ -1,13 +1,16 @@
 //! Users, sign-in, sessions, tokens and the audit trail they leave.
 
 use chrono::Duration;
+use shuxiang_core::Db;
 use shuxiang_core::audit::{self, AuditQuery};
 use shuxiang_core::auth::{self, GrantInput, NewUser, Principal, Role, UserUpdate};
-use shuxiang_core::Db;
 
 async fn admin(db: &Db) -> Principal {
     auth::ensure_admin(db, Some("admin password 1")).await.unwrap();
-    auth::login(db, "admin", "admin password 1", "127.0.0.1", Duration::hours(1)).await.unwrap().principal
+    auth::login(db, "admin", "admin password 1", "127.0.0.1", Duration::hours(1))
+        .await
+        .unwrap()
+        .principal
 }
 
 fn new_user(name: &str, role: &str, scope: &str) -> NewUser {
@@ -16,7 +19,10 @@ fn new_user(name: &str, role: &str, scope: &str) -> NewUser {
         password: "a long secret phrase".into(),
         display_name: format!("{name} 测试"),
         phone: Some("13812345678".into()),
-        roles: vec![GrantInput { role: role.into(), scope: scope.into() }],
+        roles: vec![GrantInput {
+            role: role.into(),
+            scope: scope.into(),
+        }],
     }
 }
 

@@ -4,7 +4,11 @@ use shuxiang_core::db::CORE_MIGRATIONS;
 
 #[test]
 fn sqlite_and_postgres_migrations_have_the_same_versions() {
-    let versions = |m: &sqlx::migrate::Migrator| m.iter().map(|m| (m.version, m.description.to_string())).collect::<Vec<_>>();
+    let versions = |m: &sqlx::migrate::Migrator| {
+        m.iter()
+            .map(|m| (m.version, m.description.to_string()))
+            .collect::<Vec<_>>()
+    };
     let sqlite = versions(&CORE_MIGRATIONS.sqlite);
     let postgres = versions(&CORE_MIGRATIONS.postgres);
     assert!(!sqlite.is_empty());

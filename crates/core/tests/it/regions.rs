@@ -6,7 +6,7 @@ use shuxiang_core::auth::Actor;
 use shuxiang_core::import::{self, ImportError};
 use shuxiang_core::region::{RegionCode, VillageType};
 use shuxiang_core::regions;
-use shuxiang_core::{audit, Db};
+use shuxiang_core::{Db, audit};
 
 fn rc(s: &str) -> RegionCode {
     RegionCode::parse(s).unwrap()

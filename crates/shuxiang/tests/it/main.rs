@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shuxiang");
 
@@ -30,8 +30,12 @@ impl Drop for Server {
 
 fn serve(dir: &Path, admin_password: Option<&str>) -> Server {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir).stdout(Stdio::piped()).stderr(Stdio::null());
-    cmd.env_remove("SHUXIANG_ADMIN_PASSWORD").env_remove("SHUXIANG_DATABASE");
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    cmd.env_remove("SHUXIANG_ADMIN_PASSWORD")
+        .env_remove("SHUXIANG_DATABASE");
     if let Some(p) = admin_password {
         cmd.env("SHUXIANG_ADMIN_PASSWORD", p);
     }
@@ -49,7 +53,12 @@ fn serve(dir: &Path, admin_password: Option<&str>) -> Server {
 }
 
 async fn login(base: &str, user: &str, password: &str) -> reqwest::Response {
-    reqwest::Client::new().post(format!("{base}/api/v1/auth/login")).json(&json!({"username": user, "password": password})).send().await.unwrap()
+    reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -57,7 +66,11 @@ async fn first_start_creates_an_admin_and_serves_jiangxi() {
     let dir = tempfile::tempdir().unwrap();
     let (base, password) = {
         let s = serve(dir.path(), None);
-        let line = s.printed.iter().find(|l| l.contains("password")).expect("the generated password is printed once");
+        let line = s
+            .printed
+            .iter()
+            .find(|l| l.contains("password"))
+            .expect("the generated password is printed once");
         let password = line.rsplit(' ').next().unwrap().to_string();
         (s.base.clone(), password)
     };
@@ -68,14 +81,32 @@ async fn first_start_creates_an_admin_and_serves_jiangxi() {
     let r = login(&s.base, "admin", &password).await;
     assert_eq!(r.status(), 200);
     let token = r.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
-    let jx: Value = reqwest::Client::new().get(format!("{}/api/v1/regions/36", s.base)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
-    assert_eq!(jx["counts"], json!({"city": 11, "county": 100, "township": 1767, "village": 22080}));
+    let jx: Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/regions/36", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jx["counts"],
+        json!({"city": 11, "county": 100, "township": 1767, "village": 22080})
+    );
     assert!(dir.path().join("shuxiang.db").exists());
     // The trace log's signing key was created on first start, for the owner only.
     let key = dir.path().join("trace-signing.key");
-    assert!(std::fs::read_to_string(&key).unwrap().starts_with("PRIVATE+KEY+shuxiang.local/trace+"));
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .starts_with("PRIVATE+KEY+shuxiang.local/trace+")
+    );
     #[cfg(unix)]
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&key).unwrap().permissions()) & 0o777,
+        0o600
+    );
     let ready = reqwest::get(format!("{}/readyz", s.base)).await.unwrap();
     assert_eq!(ready.status(), 200);
 }
@@ -109,8 +140,18 @@ fn import_errors_name_the_file_line_and_field() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("provinces.csv"), "code,name\n11,北京市\n").unwrap();
-    std::fs::write(files.path().join("cities.csv"), "code,name,provinceCode\n1101,市辖区,11\n1102,,11\n").unwrap();
-    let out = Command::new(BIN).args(["import", "regions"]).arg(files.path()).arg("--data-dir").arg(dir.path()).output().unwrap();
+    std::fs::write(
+        files.path().join("cities.csv"),
+        "code,name,provinceCode\n1101,市辖区,11\n1102,,11\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "regions"])
+        .arg(files.path())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cities.csv line 3 field name: the name is empty"), "{err}");
@@ -121,21 +162,51 @@ fn import_errors_name_the_file_line_and_field() {
 fn users_and_tokens_from_the_console() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        let out = Command::new(BIN).args(args).arg("--data-dir").arg(dir.path()).env("SHUXIANG_NEW_PASSWORD", "console password 1").output().unwrap();
-        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        let out = Command::new(BIN)
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env("SHUXIANG_NEW_PASSWORD", "console password 1")
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
     };
     // Scopes must be known regions, so load the province first.
     let (ok, out) = run(&["import", "regions", data_dir("data/regions/jiangxi").to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(out.contains("23959 regions read, 23959 written"), "{out}");
-    let (ok, out) = run(&["user", "create", "--username", "xinxiyuan", "--display-name", "信息员", "--role", "village_staff:360102002001"]);
+    let (ok, out) = run(&[
+        "user",
+        "create",
+        "--username",
+        "xinxiyuan",
+        "--display-name",
+        "信息员",
+        "--role",
+        "village_staff:360102002001",
+    ]);
     assert!(ok, "{out}");
-    let (ok, out) = run(&["user", "create", "--username", "bad", "--display-name", "x", "--role", "official"]);
+    let (ok, out) = run(&[
+        "user",
+        "create",
+        "--username",
+        "bad",
+        "--display-name",
+        "x",
+        "--role",
+        "official",
+    ]);
     assert!(!ok && out.contains("ROLE:SCOPE"), "{out}");
     let (ok, out) = run(&["token", "create", "--user", "xinxiyuan", "--name", "sync"]);
     assert!(ok && out.contains("sxt_"), "{out}");
     let (ok, out) = run(&["user", "list"]);
-    assert!(ok && out.contains("xinxiyuan") && out.contains("village_staff:360102002001"), "{out}");
+    assert!(
+        ok && out.contains("xinxiyuan") && out.contains("village_staff:360102002001"),
+        "{out}"
+    );
 }
 
 /// Imports all of China twice through the CLI and checks the counts and
@@ -143,7 +214,12 @@ fn users_and_tokens_from_the_console() {
 fn national_import(target: &[&str]) {
     let china = data_dir("data/regions/china");
     let run = || {
-        let out = Command::new(BIN).args(["import", "regions"]).arg(&china).args(target).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["import", "regions"])
+            .arg(&china)
+            .args(target)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
         text
@@ -168,19 +244,30 @@ async fn national_import_on_postgres_is_idempotent() {
     use sqlx::Connection;
     let name = format!("sx_national_{}", std::process::id());
     let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&mut admin).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
     let mut db_url = url::Url::parse(&url).unwrap();
     db_url.set_path(&format!("/{name}"));
     let target = db_url.to_string();
-    tokio::task::spawn_blocking(move || national_import(&["--database", &target])).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+    tokio::task::spawn_blocking(move || national_import(&["--database", &target]))
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
 }
 
 #[test]
 fn trace_verify_checks_a_proof_offline() {
     use shuxiang_trace::checkpoint::{Checkpoint, Signer};
-    use shuxiang_trace::merkle::{leaf_hash, MemoryTree};
+    use shuxiang_trace::merkle::{MemoryTree, leaf_hash};
 
     let event = |n: u64| format!("ni:///sha-256;{n:064x}?ver=CBV2.0");
     let signer = Signer::generate("shuxiang.test/trace").unwrap();
@@ -199,23 +286,41 @@ fn trace_verify_checks_a_proof_offline() {
         let path = dir.path().join("proof.json");
         std::fs::write(&path, body.to_string()).unwrap();
         // No --data-dir: the command must not touch a database.
-        let out = Command::new(BIN).args(["trace", "verify", "--event", &event(2), "--proof"]).arg(&path).args(key_args).current_dir(dir.path()).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr))
+        let out = Command::new(BIN)
+            .args(["trace", "verify", "--event", &event(2), "--proof"])
+            .arg(&path)
+            .args(key_args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+        )
     };
 
     let key = signer.verifier_key_string();
     let (code, out) = verify(&body, &["--key", &key]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("verified: leaf 2 in tree of size 6, checkpoint shuxiang.test/trace"), "{out}");
+    assert!(
+        out.contains("verified: leaf 2 in tree of size 6, checkpoint shuxiang.test/trace"),
+        "{out}"
+    );
     let (code, out) = verify(&body, &["--key-file", key_file.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{out}");
-    assert!(!dir.path().join("shuxiang-data").exists(), "trace verify must not open a database");
+    assert!(
+        !dir.path().join("shuxiang-data").exists(),
+        "trace verify must not open a database"
+    );
 
     let mut tampered = body.clone();
     tampered["proof"][1] = json!(hex::encode([0u8; 32]));
     let (code, out) = verify(&tampered, &["--key", &key]);
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("not verified") && out.contains("different root hash"), "{out}");
+    assert!(
+        out.contains("not verified") && out.contains("different root hash"),
+        "{out}"
+    );
 
     let other = Signer::generate("shuxiang.test/trace").unwrap().verifier_key_string();
     let (code, out) = verify(&body, &["--key", &other]);

@@ -52,10 +52,7 @@ async fn assert_error(r: Response, status: u16, code: &str) {
 /// `false` when that backend is not configured.
 async fn with_server(backend: Backend) -> bool {
     let Some(t) = TestDb::new(backend, &shuxiang_web::all_migrations()).await else {
-        eprintln!(
-            "PostgreSQL leg skipped: {} is not set",
-            shuxiang_core::testing::PG_ENV
-        );
+        eprintln!("PostgreSQL leg skipped: {} is not set", shuxiang_core::testing::PG_ENV);
         return false;
     };
     let signer = Arc::new(Signer::generate(ORIGIN).unwrap());
@@ -82,12 +79,7 @@ async fn scenario(db: &Db, signer: &Signer, base: &str) {
     let proof_of = |n: u64| format!("/api/v1/trace/proof?event={}", percent(&hash_id(n)));
 
     // Before any checkpoint.
-    assert_error(
-        get("/api/v1/trace/checkpoint".into()).await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(get("/api/v1/trace/checkpoint".into()).await, 404, "not_found").await;
     append(db, 0..5).await;
     assert_error(get(proof_of(1)).await, 404, "not_yet_checkpointed").await;
 
@@ -108,10 +100,7 @@ async fn scenario(db: &Db, signer: &Signer, base: &str) {
     append(db, 12..13).await;
 
     let latest = get("/api/v1/trace/checkpoint".into()).await;
-    assert_eq!(
-        latest.headers()["content-type"],
-        "text/plain; charset=utf-8"
-    );
+    assert_eq!(latest.headers()["content-type"], "text/plain; charset=utf-8");
     let cp = open_checkpoint(&latest.text().await.unwrap(), &verifier).unwrap();
     assert_eq!((cp.origin(), cp.size()), (ORIGIN, 12));
 
@@ -140,11 +129,7 @@ async fn scenario(db: &Db, signer: &Signer, base: &str) {
     );
 
     // Or for the checkpoint of the size asked for.
-    let body: Value = get(format!("{}&size=5", proof_of(3)))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = get(format!("{}&size=5", proof_of(3))).await.json().await.unwrap();
     let cp = open_checkpoint(body["checkpoint"].as_str().unwrap(), &verifier).unwrap();
     assert_eq!((cp.size(), &cp.root()[..]), (5, &first.root[..]));
     verify_inclusion(
@@ -161,12 +146,7 @@ async fn scenario(db: &Db, signer: &Signer, base: &str) {
         "not_yet_checkpointed",
     )
     .await;
-    assert_error(
-        get(format!("{}&size=6", proof_of(3))).await,
-        404,
-        "not_found",
-    )
-    .await;
+    assert_error(get(format!("{}&size=6", proof_of(3))).await, 404, "not_found").await;
 
     // Consistency between the two checkpoints.
     let r = get("/api/v1/trace/consistency?from=5&to=12".into()).await;
@@ -174,10 +154,7 @@ async fn scenario(db: &Db, signer: &Signer, base: &str) {
     let body: Value = r.json().await.unwrap();
     let old = open_checkpoint(body["from_checkpoint"].as_str().unwrap(), &verifier).unwrap();
     let new = open_checkpoint(body["to_checkpoint"].as_str().unwrap(), &verifier).unwrap();
-    assert_eq!(
-        (old.size(), new.size(), &new.root()[..]),
-        (5, 12, &second.root[..])
-    );
+    assert_eq!((old.size(), new.size(), &new.root()[..]), (5, 12, &second.root[..]));
     verify_consistency(5, 12, &unhex(&body["proof"]), old.root(), new.root()).unwrap();
     let same: Value = get("/api/v1/trace/consistency?from=12&to=12".into())
         .await
@@ -195,12 +172,7 @@ async fn scenario(db: &Db, signer: &Signer, base: &str) {
     .await;
     assert_error(get(proof_of(99)).await, 404, "not_found").await;
     assert_error(get(proof_of(12)).await, 404, "not_yet_checkpointed").await;
-    assert_error(
-        get("/api/v1/trace/proof".into()).await,
-        400,
-        "invalid_query",
-    )
-    .await;
+    assert_error(get("/api/v1/trace/proof".into()).await, 400, "invalid_query").await;
     assert_error(
         get("/api/v1/trace/consistency?from=12&to=5".into()).await,
         422,

@@ -27,14 +27,8 @@ fn sign_and_open_round_trip() {
     let body = checkpoint().to_body();
     assert!(note.starts_with(&format!("{body}\n\u{2014} {ORIGIN} ")));
     assert!(note.ends_with('\n'));
-    assert_eq!(
-        open_checkpoint(&note, &signer.verifier()).unwrap(),
-        checkpoint()
-    );
-    assert_eq!(
-        open_note(note.as_bytes(), &signer.verifier()).unwrap(),
-        body
-    );
+    assert_eq!(open_checkpoint(&note, &signer.verifier()).unwrap(), checkpoint());
+    assert_eq!(open_note(note.as_bytes(), &signer.verifier()).unwrap(), body);
 }
 
 #[test]
@@ -46,8 +40,7 @@ fn body_format() {
         .unwrap();
     let checkpoint = Checkpoint::new("example.com/behind-the-sofa", 20_852_163, root).unwrap();
     // The body of the example checkpoint in C2SP tlog-checkpoint.
-    let body =
-        "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
+    let body = "example.com/behind-the-sofa\n20852163\nCsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n";
     assert_eq!(checkpoint.to_body(), body);
     assert_eq!(Checkpoint::parse_body(body).unwrap(), checkpoint);
     assert_eq!(checkpoint.origin(), "example.com/behind-the-sofa");
@@ -70,10 +63,7 @@ fn malformed_bodies() {
         parse(format!("o\n5\n{root}\next\n")),
         Err(CheckpointError::ExtensionLines)
     );
-    assert_eq!(
-        parse(format!("\n5\n{root}\n")),
-        Err(CheckpointError::EmptyOrigin)
-    );
+    assert_eq!(parse(format!("\n5\n{root}\n")), Err(CheckpointError::EmptyOrigin));
     for size in ["05", "+5", "-5", "", "5 ", "0x5", "18446744073709551616"] {
         assert_eq!(
             parse(format!("o\n{size}\n{root}\n")),
@@ -89,10 +79,7 @@ fn malformed_bodies() {
             "{root:?}"
         );
     }
-    assert_eq!(
-        Checkpoint::new("", 1, [0; 32]),
-        Err(CheckpointError::EmptyOrigin)
-    );
+    assert_eq!(Checkpoint::new("", 1, [0; 32]), Err(CheckpointError::EmptyOrigin));
     assert_eq!(
         Checkpoint::new("a\nb", 1, [0; 32]),
         Err(CheckpointError::OriginControlCharacter)
@@ -153,14 +140,8 @@ fn signatures_by_other_keys() {
     let witness = Signer::from_seed("witness.example", [3; 32]).unwrap();
     let witness_line = witness.sign_note(&body).unwrap()[body.len() + 1..].to_owned();
     let cosigned = format!("{body}\n{witness_line}{our_line}{witness_line}");
-    assert_eq!(
-        open_checkpoint(&cosigned, &ours.verifier()).unwrap(),
-        checkpoint()
-    );
-    assert_eq!(
-        open_checkpoint(&cosigned, &witness.verifier()).unwrap(),
-        checkpoint()
-    );
+    assert_eq!(open_checkpoint(&cosigned, &ours.verifier()).unwrap(), checkpoint());
+    assert_eq!(open_checkpoint(&cosigned, &witness.verifier()).unwrap(), checkpoint());
 }
 
 #[test]
@@ -175,10 +156,7 @@ fn malformed_notes() {
         open(&format!("{body}\n{signature_line}")),
         Err(NoteError::MissingSeparator)
     ));
-    assert!(matches!(
-        open(note.trim_end()),
-        Err(NoteError::UnterminatedSignatures)
-    ));
+    assert!(matches!(open(note.trim_end()), Err(NoteError::UnterminatedSignatures)));
     assert!(matches!(
         open(&format!("{body}\n\n")),
         Err(NoteError::MissingSeparator | NoteError::UnterminatedSignatures)
@@ -196,9 +174,7 @@ fn malformed_notes() {
         Err(NoteError::SignatureBase64 { line: 1 })
     ));
     assert!(matches!(
-        open(&format!(
-            "{body}\n\n{signature_line}\u{2014} {ORIGIN} AAAAAA==\n"
-        )),
+        open(&format!("{body}\n\n{signature_line}\u{2014} {ORIGIN} AAAAAA==\n")),
         Err(NoteError::SignatureTooShort { line: 2 })
     ));
     assert!(matches!(
@@ -207,10 +183,7 @@ fn malformed_notes() {
     ));
     let mut not_utf8 = note.clone().into_bytes();
     not_utf8[2] = 0xff;
-    assert!(matches!(
-        open_checkpoint(&not_utf8, &verifier),
-        Err(NoteError::NotUtf8)
-    ));
+    assert!(matches!(open_checkpoint(&not_utf8, &verifier), Err(NoteError::NotUtf8)));
     let many = signature_line.repeat(101);
     assert!(matches!(
         open(&format!("{body}\n\n{many}")),
@@ -260,26 +233,18 @@ fn key_strings_round_trip() {
         Signer::generate("has space"),
         Err(NoteError::InvalidKeyName(_))
     ));
-    assert!(matches!(
-        Signer::generate("a+b"),
-        Err(NoteError::InvalidKeyName(_))
-    ));
-    assert!(matches!(
-        Signer::generate(""),
-        Err(NoteError::InvalidKeyName(_))
-    ));
+    assert!(matches!(Signer::generate("a+b"), Err(NoteError::InvalidKeyName(_))));
+    assert!(matches!(Signer::generate(""), Err(NoteError::InvalidKeyName(_))));
 }
 
 #[test]
 fn key_id_known_answer() {
     // RFC 8032 §7.1 test 1: seed and its public key.
-    let seed: [u8; 32] =
-        hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
-            .unwrap()
-            .try_into()
-            .unwrap();
-    let public_key =
-        hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").unwrap();
+    let seed: [u8; 32] = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let public_key = hex::decode("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a").unwrap();
     let signer = Signer::from_seed(ORIGIN, seed).unwrap();
     assert_eq!(signer.verifier().public_key().to_vec(), public_key);
 
@@ -294,18 +259,13 @@ fn key_id_known_answer() {
     typed.extend_from_slice(&public_key);
     assert_eq!(
         signer.verifier_key_string(),
-        format!(
-            "{ORIGIN}+{}+{}",
-            hex::encode(&digest[..4]),
-            BASE64.encode(&typed)
-        )
+        format!("{ORIGIN}+{}+{}", hex::encode(&digest[..4]), BASE64.encode(&typed))
     );
 }
 
 // golang.org/x/mod/sumdb/note's documented example key and note.
 const PETER_VKEY: &str = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW";
-const PETER_SKEY: &str =
-    "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
+const PETER_SKEY: &str = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz";
 const PETER_TEXT: &str = "If you think cryptography is the answer to your problem,\n\
                           then you don't know what your problem is.\n";
 const PETER_NOTE: &str = "If you think cryptography is the answer to your problem,\n\
@@ -343,27 +303,19 @@ fn go_sumdb_bad_keys() {
     // From the Go package's tests: wrong key length and unknown algorithm,
     // each with a key ID recomputed to match.
     assert!(matches!(
-        Verifier::from_verifier_key_str(
-            "PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=="
-        ),
+        Verifier::from_verifier_key_str("PeterNeumann+cc469956+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TWBADKEY=="),
         Err(NoteError::MalformedKey(_))
     ));
     assert!(matches!(
-        Verifier::from_verifier_key_str(
-            "PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
-        ),
+        Verifier::from_verifier_key_str("PeterNeumann+173116ae+ZRpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"),
         Err(NoteError::UnsupportedAlgorithm(0x65))
     ));
     assert!(matches!(
-        Verifier::from_verifier_key_str(
-            "PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
-        ),
+        Verifier::from_verifier_key_str("PeterNeumann+c74f20a4+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"),
         Err(NoteError::KeyIdMismatch { .. })
     ));
     assert!(matches!(
-        Signer::from_private_key_str(
-            "PRIVATE+KEY+PeterNeumann+c74f20a4+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
-        ),
+        Signer::from_private_key_str("PRIVATE+KEY+PeterNeumann+c74f20a4+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"),
         Err(NoteError::KeyIdMismatch { .. })
     ));
     assert!(matches!(
@@ -401,10 +353,9 @@ fn mangled_key_strings_are_rejected() {
 /// with the verifier key built into the `go` command.
 #[test]
 fn sum_golang_org_checkpoints() {
-    let verifier = Verifier::from_verifier_key_str(
-        "sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8",
-    )
-    .unwrap();
+    let verifier =
+        Verifier::from_verifier_key_str("sum.golang.org+033de0ae+Ac4zctda0e5eza+HJyk9SxEdh+s3Ux18htTTAD8OuAn8")
+            .unwrap();
     let notes = [
         (
             15_368_405,
@@ -418,9 +369,7 @@ fn sum_golang_org_checkpoints() {
         ),
     ];
     for (size, root, signature) in notes {
-        let note = format!(
-            "go.sum database tree\n{size}\n{root}\n\n\u{2014} sum.golang.org {signature}\n"
-        );
+        let note = format!("go.sum database tree\n{size}\n{root}\n\n\u{2014} sum.golang.org {signature}\n");
         let checkpoint = open_checkpoint(&note, &verifier).unwrap();
         assert_eq!(checkpoint.origin(), "go.sum database tree");
         assert_eq!(checkpoint.size(), size);

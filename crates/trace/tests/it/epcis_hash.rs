@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
-use shuxiang_trace::epcis_hash::{
-    Context, HashError, document_hash_ids, document_prehashes, event_hash_id, prehash,
-};
+use shuxiang_trace::epcis_hash::{Context, HashError, document_hash_ids, document_prehashes, event_hash_id, prehash};
 
 /// Vector files whose hashes this implementation does not (yet) reproduce,
 /// with the reason. The test fails if one of them starts passing, so the
@@ -51,10 +49,7 @@ fn files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem()
-        .and_then(|s| s.to_str())
-        .expect("file name")
-        .to_owned()
+    path.file_stem().and_then(|s| s.to_str()).expect("file name").to_owned()
 }
 
 /// Why one example file does not reproduce its expected hashes, with the
@@ -78,11 +73,7 @@ fn check_example(path: &Path) -> Result<(), String> {
         }
         report.push_str(&format!("\n  event {i}: {got}\n    expected {want}"));
         if let (Some(ours), Some(theirs)) = (prehashes.get(i), expected_prehashes.get(i)) {
-            let at = ours
-                .bytes()
-                .zip(theirs.bytes())
-                .take_while(|(a, b)| a == b)
-                .count();
+            let at = ours.bytes().zip(theirs.bytes()).take_while(|(a, b)| a == b).count();
             report.push_str(&format!(
                 "\n    pre-hash differs at byte {at}:\n    ours:   …{}\n    theirs: …{}",
                 &ours[ours.floor_char_boundary(at.saturating_sub(40))..],
@@ -96,20 +87,14 @@ fn check_example(path: &Path) -> Result<(), String> {
 #[test]
 fn reference_vectors_reproduce_expected_hash_ids() {
     let examples = files(&vectors().join("examples"), &["jsonld", "json"]);
-    assert!(
-        examples.len() >= 20,
-        "vector files missing: {}",
-        examples.len()
-    );
+    assert!(examples.len() >= 20, "vector files missing: {}", examples.len());
     let mut problems = Vec::new();
     for path in &examples {
         let name = stem(path);
         let result = check_example(path);
         match (KNOWN_GAPS.iter().find(|(gap, _)| *gap == name), result) {
             (None, Err(report)) => problems.push(format!("{name}: {report}")),
-            (Some(_), Ok(())) => {
-                problems.push(format!("{name} passes now: remove it from KNOWN_GAPS"))
-            }
+            (Some(_), Ok(())) => problems.push(format!("{name} passes now: remove it from KNOWN_GAPS")),
             _ => {}
         }
     }
@@ -162,25 +147,16 @@ fn hash_id_is_the_sha256_of_the_prehash() {
          bizStep=https://ref.gs1.org/cbv/BizStep-shipping"
     );
     let id = event_hash_id(&event, &context).unwrap();
-    assert!(
-        id.starts_with("ni:///sha-256;") && id.ends_with("?ver=CBV2.0"),
-        "{id}"
-    );
+    assert!(id.starts_with("ni:///sha-256;") && id.ends_with("?ver=CBV2.0"), "{id}");
     let hex = &id["ni:///sha-256;".len()..id.len() - "?ver=CBV2.0".len()];
     assert_eq!(hex.len(), 64);
-    assert!(
-        hex.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    );
+    assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
 }
 
 #[test]
 fn missing_or_broken_required_fields_are_errors() {
     let context = Context::default();
-    assert_eq!(
-        prehash(&json!([1, 2]), &context),
-        Err(HashError::NotAnObject)
-    );
+    assert_eq!(prehash(&json!([1, 2]), &context), Err(HashError::NotAnObject));
 
     let mut event = minimal_event();
     event.as_object_mut().unwrap().remove("type");
@@ -192,10 +168,7 @@ fn missing_or_broken_required_fields_are_errors() {
 
     let mut event = minimal_event();
     event.as_object_mut().unwrap().remove("eventTime");
-    assert_eq!(
-        event_hash_id(&event, &context),
-        Err(HashError::MissingEventTime)
-    );
+    assert_eq!(event_hash_id(&event, &context), Err(HashError::MissingEventTime));
 
     for bad in [
         json!("yesterday"),
@@ -213,9 +186,7 @@ fn missing_or_broken_required_fields_are_errors() {
 
     let mut event = minimal_event();
     event["sensorElementList"] = json!([{"sensorMetadata": {"time": "noon"}}]);
-    assert!(
-        matches!(prehash(&event, &context), Err(HashError::InvalidTime { ref field, .. }) if field == "time")
-    );
+    assert!(matches!(prehash(&event, &context), Err(HashError::InvalidTime { ref field, .. }) if field == "time"));
 }
 
 #[test]
@@ -258,42 +229,20 @@ fn timestamps_normalise_to_utc_milliseconds() {
             .unwrap()
             .to_owned()
     };
-    assert_eq!(
-        time("2019-10-21T14:58:56+02:00"),
-        "2019-10-21T12:58:56.000Z"
-    );
-    assert_eq!(
-        time("2019-10-21T14:58:56.000000+02:00"),
-        "2019-10-21T12:58:56.000Z"
-    );
-    assert_eq!(
-        time("2019-10-21T01:58:56+02:00"),
-        "2019-10-20T23:58:56.000Z"
-    );
-    assert_eq!(
-        time("2020-12-31T23:59:59.9996-01:30"),
-        "2021-01-01T01:30:00.000Z"
-    );
-    assert_eq!(
-        time("2023-02-02T11:04:03.1415Z"),
-        "2023-02-02T11:04:03.142Z"
-    );
-    assert_eq!(
-        time("2023-02-02T11:04:03.1414Z"),
-        "2023-02-02T11:04:03.141Z"
-    );
-    assert_eq!(
-        time("2024-02-29T00:00:00.5+0100"),
-        "2024-02-28T23:00:00.500Z"
-    );
+    assert_eq!(time("2019-10-21T14:58:56+02:00"), "2019-10-21T12:58:56.000Z");
+    assert_eq!(time("2019-10-21T14:58:56.000000+02:00"), "2019-10-21T12:58:56.000Z");
+    assert_eq!(time("2019-10-21T01:58:56+02:00"), "2019-10-20T23:58:56.000Z");
+    assert_eq!(time("2020-12-31T23:59:59.9996-01:30"), "2021-01-01T01:30:00.000Z");
+    assert_eq!(time("2023-02-02T11:04:03.1415Z"), "2023-02-02T11:04:03.142Z");
+    assert_eq!(time("2023-02-02T11:04:03.1414Z"), "2023-02-02T11:04:03.141Z");
+    assert_eq!(time("2024-02-29T00:00:00.5+0100"), "2024-02-28T23:00:00.500Z");
 }
 
 #[test]
 fn numbers_print_as_python_floats() {
     let quantity = |q: Value| {
-        let pre = prehash_of(
-            json!({"quantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.012345.L1", "quantity": q}]}),
-        );
+        let pre =
+            prehash_of(json!({"quantityList": [{"epcClass": "urn:epc:class:lgtin:4012345.012345.L1", "quantity": q}]}));
         pre.split("quantity=")
             .nth(1)
             .unwrap()
@@ -316,18 +265,11 @@ fn numbers_print_as_python_floats() {
 
 #[test]
 fn lists_sort_and_empty_parts_vanish() {
-    let a = prehash_of(
-        json!({"epcList": ["urn:epc:id:sgtin:4012345.011111.2", "urn:epc:id:sgtin:4012345.011111.1"]}),
-    );
-    let b = prehash_of(
-        json!({"epcList": ["urn:epc:id:sgtin:4012345.011111.1", "urn:epc:id:sgtin:4012345.011111.2"]}),
-    );
+    let a = prehash_of(json!({"epcList": ["urn:epc:id:sgtin:4012345.011111.2", "urn:epc:id:sgtin:4012345.011111.1"]}));
+    let b = prehash_of(json!({"epcList": ["urn:epc:id:sgtin:4012345.011111.1", "urn:epc:id:sgtin:4012345.011111.2"]}));
     assert_eq!(a, b);
     let empty = prehash_of(json!({"epcList": [], "readPoint": {"id": "  "}}));
-    assert!(
-        !empty.contains("epcList") && !empty.contains("readPoint"),
-        "{empty}"
-    );
+    assert!(!empty.contains("epcList") && !empty.contains("readPoint"), "{empty}");
 }
 
 #[test]
@@ -375,10 +317,7 @@ fn context_resolves_extension_namespaces_and_ignored_fields() {
         .with_namespace("repo", "https://repo.example.com/")
         .with_ignored_field("repo:hash");
     let pre = prehash(&event, &context).unwrap();
-    assert!(
-        pre.ends_with("{https://ns.example.com/epcis/}batch=B1"),
-        "{pre}"
-    );
+    assert!(pre.ends_with("{https://ns.example.com/epcis/}batch=B1"), "{pre}");
     assert!(!pre.contains("repo"), "{pre}");
 }
 

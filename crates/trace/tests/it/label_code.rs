@@ -4,8 +4,8 @@
 use proptest::prelude::*;
 use serde_json::json;
 use shuxiang_trace::label_code::{
-    LabelCode, LabelCodeError, LabelCodeErrorKind, ProductionType, RegistrationCategory,
-    parse_label_code, parse_label_qr,
+    LabelCode, LabelCodeError, LabelCodeErrorKind, ProductionType, RegistrationCategory, parse_label_code,
+    parse_label_qr,
 };
 
 const VALID: &str = "11800011001123456789012345678901";
@@ -31,10 +31,7 @@ fn parses_the_fields_of_a_valid_code() {
     assert_eq!(other.specification(), "999");
     let temporary = parse_label_code("30000012010000000000000000000001").unwrap();
     assert_eq!(temporary.category(), RegistrationCategory::Temporary);
-    assert_eq!(
-        temporary.production_type(),
-        ProductionType::ContractManufactured
-    );
+    assert_eq!(temporary.production_type(), ProductionType::ContractManufactured);
 }
 
 #[test]
@@ -78,21 +75,9 @@ fn matches_registration_numbers_by_prefix_and_last_six_digits() {
 fn errors_name_the_failing_position() {
     let cases: &[(&str, usize, LabelCodeErrorKind)] = &[
         ("", 1, LabelCodeErrorKind::TooShort(0)),
-        (
-            "1180001100112345678901234567890",
-            32,
-            LabelCodeErrorKind::TooShort(31),
-        ),
-        (
-            "118000110011234567890123456789012",
-            33,
-            LabelCodeErrorKind::TooLong(33),
-        ),
-        (
-            "11800011001123456789012345678901 ",
-            33,
-            LabelCodeErrorKind::TooLong(33),
-        ),
+        ("1180001100112345678901234567890", 32, LabelCodeErrorKind::TooShort(31)),
+        ("118000110011234567890123456789012", 33, LabelCodeErrorKind::TooLong(33)),
+        ("11800011001123456789012345678901 ", 33, LabelCodeErrorKind::TooLong(33)),
         (
             "1180001100112345678901234567890x1",
             32,
@@ -149,10 +134,7 @@ fn errors_name_the_failing_position() {
     for (code, position, kind) in cases {
         let e = error(code);
         assert_eq!((e.position, &e.kind), (*position, kind), "{code:?}: {e}");
-        assert!(
-            e.to_string().contains(&format!("position {position}")),
-            "{e}"
-        );
+        assert!(e.to_string().contains(&format!("position {position}")), "{e}");
     }
 }
 
@@ -176,10 +158,7 @@ fn reads_codes_from_qr_urls() {
     let e = parse_label_qr("https://example.gov.cn/t/?code=1180001100").unwrap_err();
     assert_eq!((e.position, e.kind), (11, LabelCodeErrorKind::TooShort(10)));
     let e = parse_label_qr("https://example.gov.cn/t/index.html").unwrap_err();
-    assert_eq!(
-        (e.position, e.kind),
-        (1, LabelCodeErrorKind::NotADigit('i'))
-    );
+    assert_eq!((e.position, e.kind), (1, LabelCodeErrorKind::NotADigit('i')));
 }
 
 proptest! {

@@ -33,10 +33,7 @@ fn leaves(ids: &[String]) -> Vec<Hash> {
 }
 
 async fn count(db: &Db, table: &'static str) -> i64 {
-    let q = Query::select()
-        .expr(Expr::cust("COUNT(*)"))
-        .from(table)
-        .to_owned();
+    let q = Query::select().expr(Expr::cust("COUNT(*)")).from(table).to_owned();
     let (n,): (i64,) = db.fetch_one(&q).await.unwrap();
     n
 }
@@ -278,25 +275,17 @@ async fn tamper_fixture(db: &Db) -> Vec<String> {
         .await
         .unwrap()
         .unwrap();
-    let report = log_store::audit_log_integrity(db, &signer().verifier())
-        .await
-        .unwrap();
+    let report = log_store::audit_log_integrity(db, &signer().verifier()).await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(
-        (
-            report.leaves,
-            report.nodes_checked,
-            report.checkpoints_checked
-        ),
+        (report.leaves, report.nodes_checked, report.checkpoints_checked),
         (20, 18, 1)
     );
     ids
 }
 
 async fn mismatches(db: &Db) -> Vec<Mismatch> {
-    let report = log_store::audit_log_integrity(db, &signer().verifier())
-        .await
-        .unwrap();
+    let report = log_store::audit_log_integrity(db, &signer().verifier()).await.unwrap();
     assert_eq!(report.unlisted, 0);
     report.mismatches
 }

@@ -10,9 +10,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use proptest::prelude::*;
 use serde::Deserialize;
 use shuxiang_trace::merkle::{
-    CompactRange, Hash, MemoryTree, NodeId, NodePlan, NodeSource, ProofError, TreeError,
-    consistency_proof, empty_root, inclusion_proof, leaf_hash, node_hash, range_nodes, root_at,
-    root_of_leaves, verify_consistency, verify_inclusion,
+    CompactRange, Hash, MemoryTree, NodeId, NodePlan, NodeSource, ProofError, TreeError, consistency_proof, empty_root,
+    inclusion_proof, leaf_hash, node_hash, range_nodes, root_at, root_of_leaves, verify_consistency, verify_inclusion,
 };
 
 fn vectors_dir() -> PathBuf {
@@ -73,8 +72,7 @@ fn load<T: for<'de> Deserialize<'de>>(kind: &str) -> Vec<(PathBuf, T)> {
         .into_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).unwrap();
-            let vector =
-                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let vector = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             (path, vector)
         })
         .collect()
@@ -83,11 +81,7 @@ fn load<T: for<'de> Deserialize<'de>>(kind: &str) -> Vec<(PathBuf, T)> {
 #[test]
 fn inclusion_vectors() {
     let vectors = load::<InclusionVector>("inclusion");
-    assert_eq!(
-        vectors.len(),
-        98,
-        "the vector set changed; recheck the counts"
-    );
+    assert_eq!(vectors.len(), 98, "the vector set changed; recheck the counts");
     let mut valid = 0;
     for (path, v) in &vectors {
         let result = verify_inclusion(
@@ -112,20 +106,10 @@ fn inclusion_vectors() {
 #[test]
 fn consistency_vectors() {
     let vectors = load::<ConsistencyVector>("consistency");
-    assert_eq!(
-        vectors.len(),
-        98,
-        "the vector set changed; recheck the counts"
-    );
+    assert_eq!(vectors.len(), 98, "the vector set changed; recheck the counts");
     let mut valid = 0;
     for (path, v) in &vectors {
-        let result = verify_consistency(
-            v.size1,
-            v.size2,
-            &b64_all(&v.proof),
-            &b64(&v.root1),
-            &b64(&v.root2),
-        );
+        let result = verify_consistency(v.size1, v.size2, &b64_all(&v.proof), &b64(&v.root1), &b64(&v.root2));
         assert_eq!(
             result.is_err(),
             v.want_err,
@@ -195,38 +179,19 @@ fn reference_tree_roots() {
     let tree = tree_of(&leaves);
     for (i, want) in REFERENCE_ROOTS.iter().enumerate() {
         let size = i + 1;
-        assert_eq!(
-            hex::encode(root_of_leaves(&leaves[..size])),
-            *want,
-            "size {size}"
-        );
-        assert_eq!(
-            hex::encode(tree.root_at(size as u64).unwrap()),
-            *want,
-            "size {size}"
-        );
-        assert_eq!(
-            hex::encode(naive_root(&leaves[..size])),
-            *want,
-            "size {size}"
-        );
+        assert_eq!(hex::encode(root_of_leaves(&leaves[..size])), *want, "size {size}");
+        assert_eq!(hex::encode(tree.root_at(size as u64).unwrap()), *want, "size {size}");
+        assert_eq!(hex::encode(naive_root(&leaves[..size])), *want, "size {size}");
     }
     assert_eq!(hex::encode(tree.root()), REFERENCE_ROOTS[7]);
     assert_eq!(tree.root_at(0).unwrap(), empty_root());
-    assert_eq!(
-        tree.root_at(9),
-        Err(TreeError::BeyondTree {
-            requested: 9,
-            size: 8
-        })
-    );
+    assert_eq!(tree.root_at(9), Err(TreeError::BeyondTree { requested: 9, size: 8 }));
 }
 
 /// `<kind>/<n>/happy-path.json`: the valid proofs made from the reference tree
 /// (the other valid vectors are hand-made edge cases).
 fn is_reference_happy_path(path: &Path) -> bool {
-    path.file_name()
-        .is_some_and(|name| name == "happy-path.json")
+    path.file_name().is_some_and(|name| name == "happy-path.json")
         && path
             .parent()
             .and_then(Path::file_name)
@@ -245,12 +210,7 @@ fn generated_proofs_match_vector_happy_paths() {
         if !is_reference_happy_path(&path) {
             continue;
         }
-        assert_eq!(
-            b64(&v.leaf_hash),
-            leaves[v.leaf_idx as usize],
-            "{}",
-            path.display()
-        );
+        assert_eq!(b64(&v.leaf_hash), leaves[v.leaf_idx as usize], "{}", path.display());
         let proof: Vec<Vec<u8>> = tree
             .inclusion_proof(v.leaf_idx, v.tree_size)
             .unwrap()
@@ -271,12 +231,7 @@ fn generated_proofs_match_vector_happy_paths() {
             .map(|h| h.to_vec())
             .collect();
         assert_eq!(proof, b64_all(&v.proof), "{}", path.display());
-        assert_eq!(
-            b64(&v.root2),
-            tree.root_at(v.size2).unwrap(),
-            "{}",
-            path.display()
-        );
+        assert_eq!(b64(&v.root2), tree.root_at(v.size2).unwrap(), "{}", path.display());
         checked += 1;
     }
     assert_eq!(checked, 10);
@@ -287,24 +242,15 @@ fn request_errors() {
     let tree = tree_of(&reference_leaves());
     assert_eq!(
         tree.inclusion_proof(8, 8),
-        Err(TreeError::Proof(ProofError::IndexOutOfRange {
-            index: 8,
-            size: 8
-        }))
+        Err(TreeError::Proof(ProofError::IndexOutOfRange { index: 8, size: 8 }))
     );
     assert_eq!(
         tree.inclusion_proof(0, 9),
-        Err(TreeError::BeyondTree {
-            requested: 9,
-            size: 8
-        })
+        Err(TreeError::BeyondTree { requested: 9, size: 8 })
     );
     assert_eq!(
         tree.consistency_proof(5, 4),
-        Err(TreeError::Proof(ProofError::SizesOutOfOrder {
-            size1: 5,
-            size2: 4
-        }))
+        Err(TreeError::Proof(ProofError::SizesOutOfOrder { size1: 5, size2: 4 }))
     );
     assert_eq!(
         tree.consistency_proof(0, 4),
@@ -344,10 +290,7 @@ fn verification_errors_are_precise() {
     short[1].pop();
     assert_eq!(
         verify_inclusion(&leaves[2], 2, 8, &short, &root),
-        Err(ProofError::ProofHashLength {
-            position: 1,
-            len: 31
-        })
+        Err(ProofError::ProofHashLength { position: 1, len: 31 })
     );
     assert_eq!(
         verify_inclusion(&leaves[3], 2, 8, &proof, &root),
@@ -419,10 +362,7 @@ fn compact_range_reports_completed_subtrees_and_restores() {
         vec![
             NodeId { level: 5, index: 0 },
             NodeId { level: 2, index: 8 },
-            NodeId {
-                level: 0,
-                index: 36
-            },
+            NodeId { level: 0, index: 36 },
         ]
     );
     let mut restored = CompactRange::from_parts(37, range.hashes().to_vec()).unwrap();

@@ -15,7 +15,10 @@ fn principal(role: Role, scope: &str) -> Principal {
         user_id: 7,
         username: format!("{}7", role.as_str()),
         display_name: "tester".into(),
-        grants: vec![Grant { role, scope: Scope::Region(RegionCode::parse(scope).unwrap()) }],
+        grants: vec![Grant {
+            role,
+            scope: Scope::Region(RegionCode::parse(scope).unwrap()),
+        }],
         credential: Credential::Session,
         expires_at: None,
     }
@@ -27,7 +30,10 @@ fn pesticide(name: &str, number: &str) -> NewProduct {
         name: name.into(),
         registration_number: Some(number.into()),
         maker: "江西某农药有限公司".into(),
-        active_ingredients: vec![ActiveIngredient { name: "吡虫啉".into(), content: "25%".into() }],
+        active_ingredients: vec![ActiveIngredient {
+            name: "吡虫啉".into(),
+            content: "25%".into(),
+        }],
         restricted_use: false,
         banned: false,
     }
@@ -46,7 +52,17 @@ fn fertilizer(name: &str, number: Option<&str>) -> NewProduct {
 }
 
 async fn audit_entries(db: &Db, action: &str) -> Vec<audit::AuditEntry> {
-    audit::list(db, None, &AuditQuery { action: Some(action.into()), limit: 100, ..Default::default() }).await.unwrap()
+    audit::list(
+        db,
+        None,
+        &AuditQuery {
+            action: Some(action.into()),
+            limit: 100,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn code_of(err: CoreError) -> &'static str {

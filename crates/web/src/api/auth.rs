@@ -1,13 +1,13 @@
 //! Sign-in and sign-out over the API; the session token is returned and also
 //! set as an HttpOnly cookie for the web UI.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{Method, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use axum::Json;
-use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use serde::Deserialize;
 use serde_json::json;
 use shuxiang_core::auth::{self, Credential};
@@ -25,7 +25,9 @@ pub fn routes() -> Vec<ApiRoute> {
             summary: "Sign in; returns a session token and sets the session cookie",
             tag: "auth",
             access: Access::Public,
-            body: Some(json!({"type": "object", "required": ["username", "password"], "properties": {"username": {"type": "string"}, "password": {"type": "string"}}})),
+            body: Some(
+                json!({"type": "object", "required": ["username", "password"], "properties": {"username": {"type": "string"}, "password": {"type": "string"}}}),
+            ),
             query: &[],
             ok_status: 200,
             handler: post(login),
@@ -73,11 +75,26 @@ pub fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
 }
 
 pub fn cleared_session_cookie() -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, "")).path("/").max_age(time::Duration::ZERO).build()
+    Cookie::build((SESSION_COOKIE, ""))
+        .path("/")
+        .max_age(time::Duration::ZERO)
+        .build()
 }
 
-async fn login(State(state): State<AppState>, ip: ClientIp, jar: CookieJar, ApiJson(body): ApiJson<LoginBody>) -> ApiResult<impl IntoResponse> {
-    let signed = auth::login(&state.db, &body.username, &body.password, &ip.0, state.config.session_ttl).await?;
+async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    jar: CookieJar,
+    ApiJson(body): ApiJson<LoginBody>,
+) -> ApiResult<impl IntoResponse> {
+    let signed = auth::login(
+        &state.db,
+        &body.username,
+        &body.password,
+        &ip.0,
+        state.config.session_ttl,
+    )
+    .await?;
     let p = &signed.principal;
     let body = json!({
         "token": signed.token,

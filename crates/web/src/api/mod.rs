@@ -11,7 +11,7 @@ mod users;
 
 use axum::routing::{any, get};
 use axum::{Json, Router};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 pub use shuxiang_http::route::{Access, ApiRoute};
 
@@ -102,7 +102,11 @@ pub fn openapi() -> Value {
         let entry = paths.entry(r.path.to_string()).or_insert_with(|| json!({}));
         entry[r.method.as_str().to_lowercase()] = op;
     }
-    for (path, summary) in [("/healthz", "Liveness"), ("/readyz", "Readiness: database reachable and migrations applied"), ("/metrics", "Prometheus metrics")] {
+    for (path, summary) in [
+        ("/healthz", "Liveness"),
+        ("/readyz", "Readiness: database reachable and migrations applied"),
+        ("/metrics", "Prometheus metrics"),
+    ] {
         paths.insert(path.into(), json!({"get": {"summary": summary, "tags": ["operations"], "security": [], "responses": {"200": {"description": "OK"}}}}));
     }
     json!({

@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::routing::get;
-use axum::Json;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use shuxiang_core::audit::{self, AuditEvent};
 use shuxiang_core::auth::{Principal, Role};
 use shuxiang_core::regions::{self, Region};
@@ -31,7 +31,10 @@ pub fn routes() -> Vec<ApiRoute> {
             tag: "regions",
             access: Access::Authenticated,
             body: None,
-            query: &[("q", "part of a region name"), ("limit", "at most this many (default 50, max 500)")],
+            query: &[
+                ("q", "part of a region name"),
+                ("limit", "at most this many (default 50, max 500)"),
+            ],
             ok_status: 200,
             handler: get(search),
         },
@@ -52,7 +55,9 @@ pub fn routes() -> Vec<ApiRoute> {
             summary: "Set a village's type: agglomeration, suburban, characteristic, relocation (or null)",
             tag: "regions",
             access: Access::Roles(VILLAGE_TYPE_EDITORS),
-            body: Some(json!({"type": "object", "required": ["village_type"], "properties": {"village_type": {"type": ["string", "null"], "enum": ["agglomeration", "suburban", "characteristic", "relocation", null]}}})),
+            body: Some(
+                json!({"type": "object", "required": ["village_type"], "properties": {"village_type": {"type": ["string", "null"], "enum": ["agglomeration", "suburban", "characteristic", "relocation", null]}}}),
+            ),
             query: &[],
             ok_status: 200,
             handler: axum::routing::patch(patch_region),
@@ -120,14 +125,20 @@ async fn get_region(State(state): State<AppState>, a: Auth, Path(code): Path<Str
     let entry = cached_region(&state, &code).await?;
     a.principal.require_see(&entry.region.code())?;
     let mut body = region_json(&entry.region);
-    body["ancestors"] = entry.ancestors.iter().map(|(code, name)| json!({"code": code, "name": name})).collect();
+    body["ancestors"] = entry
+        .ancestors
+        .iter()
+        .map(|(code, name)| json!({"code": code, "name": name}))
+        .collect();
     Ok(Json(body))
 }
 
 async fn children(State(state): State<AppState>, a: Auth, Path(code): Path<String>) -> ApiResult<Json<Value>> {
     let region = visible_region(&state, &a.principal, &code).await?;
     let kids = regions::children(&state.db, &region.code()).await?;
-    Ok(Json(json!({"code": region.code, "regions": kids.iter().map(region_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"code": region.code, "regions": kids.iter().map(region_json).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -152,7 +163,9 @@ async fn search(State(state): State<AppState>, a: Auth, ApiQuery(q): ApiQuery<Se
             }
         },
     };
-    Ok(Json(json!({"regions": found.iter().map(region_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"regions": found.iter().map(region_json).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -160,12 +173,21 @@ struct BoundaryQuery {
     detail: Option<String>,
 }
 
-async fn boundary(State(state): State<AppState>, a: Auth, Path(code): Path<String>, ApiQuery(q): ApiQuery<BoundaryQuery>) -> ApiResult<Json<Value>> {
+async fn boundary(
+    State(state): State<AppState>,
+    a: Auth,
+    Path(code): Path<String>,
+    ApiQuery(q): ApiQuery<BoundaryQuery>,
+) -> ApiResult<Json<Value>> {
     let region = visible_region(&state, &a.principal, &code).await?;
     let simplified = match q.detail.as_deref() {
         None | Some("full") => false,
         Some("simplified") => true,
-        Some(other) => return Err(CoreError::invalid("invalid_detail", format!("detail {other:?} must be full or simplified")).into()),
+        Some(other) => {
+            return Err(
+                CoreError::invalid("invalid_detail", format!("detail {other:?} must be full or simplified")).into(),
+            );
+        }
     };
     let b = regions::boundary(&state.db, &region.code())
         .await?
@@ -183,21 +205,40 @@ async fn boundary(State(state): State<AppState>, a: Auth, Path(code): Path<Strin
 /// Reads `village_type` from a PATCH body: a value sets it, `null` clears it.
 pub fn parse_village_type_patch(body: &serde_json::Map<String, Value>) -> Result<Option<VillageType>, CoreError> {
     if let Some(extra) = body.keys().find(|k| k.as_str() != "village_type") {
-        return Err(CoreError::invalid("unknown_field", format!("field {extra:?} cannot be changed here")));
+        return Err(CoreError::invalid(
+            "unknown_field",
+            format!("field {extra:?} cannot be changed here"),
+        ));
     }
     match body.get("village_type") {
         None => Err(CoreError::invalid("missing_field", "village_type is required")),
         Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => VillageType::parse(s).map(Some),
-        Some(_) => Err(CoreError::invalid("invalid_village_type", "village_type must be a string or null")),
+        Some(_) => Err(CoreError::invalid(
+            "invalid_village_type",
+            "village_type must be a string or null",
+        )),
     }
 }
 
 /// Sets (or clears) a village's type, audited in the same transaction.
-pub async fn set_village_type(state: &AppState, a: &Auth, ip: &ClientIp, region: &Region, vt: Option<VillageType>) -> ApiResult<()> {
+pub async fn set_village_type(
+    state: &AppState,
+    a: &Auth,
+    ip: &ClientIp,
+    region: &Region,
+    vt: Option<VillageType>,
+) -> ApiResult<()> {
     a.principal.require(VILLAGE_TYPE_EDITORS, &region.code())?;
     if region.level() != RegionLevel::Village {
-        return Err(CoreError::invalid("not_a_village", format!("{} is a {}, and only villages have a village type", region.code, region.level)).into());
+        return Err(CoreError::invalid(
+            "not_a_village",
+            format!(
+                "{} is a {}, and only villages have a village type",
+                region.code, region.level
+            ),
+        )
+        .into());
     }
     let mut tx = state.db.begin().await?;
     regions::set_village_type(&mut tx, &region.code(), vt).await?;

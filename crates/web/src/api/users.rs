@@ -1,12 +1,12 @@
 //! User administration over the API.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, patch, post};
-use axum::Json;
-use serde_json::{json, Value};
-use shuxiang_core::auth::{self, NewUser, Role, UserUpdate};
+use serde_json::{Value, json};
 use shuxiang_core::CoreError;
+use shuxiang_core::auth::{self, NewUser, Role, UserUpdate};
 
 use super::{Access, ApiRoute};
 use crate::error::ApiResult;
@@ -31,11 +31,13 @@ pub fn routes() -> Vec<ApiRoute> {
             summary: "Create a user with roles, each scoped to a region",
             tag: "users",
             access: Access::Roles(ADMINS),
-            body: Some(json!({"type": "object", "required": ["username", "password", "display_name", "roles"], "properties": {
-                "username": {"type": "string"}, "password": {"type": "string", "minLength": 10},
-                "display_name": {"type": "string"}, "phone": {"type": "string"},
-                "roles": {"type": "array", "items": grant_schema(), "minItems": 1}
-            }})),
+            body: Some(
+                json!({"type": "object", "required": ["username", "password", "display_name", "roles"], "properties": {
+                    "username": {"type": "string"}, "password": {"type": "string", "minLength": 10},
+                    "display_name": {"type": "string"}, "phone": {"type": "string"},
+                    "roles": {"type": "array", "items": grant_schema(), "minItems": 1}
+                }}),
+            ),
             query: &[],
             ok_status: 201,
             handler: post(create),
@@ -80,10 +82,16 @@ pub fn routes() -> Vec<ApiRoute> {
 }
 
 fn parse_id(raw: &str) -> Result<i64, CoreError> {
-    raw.parse().map_err(|_| CoreError::malformed("invalid_id", format!("user id {raw:?} is not a number")))
+    raw.parse()
+        .map_err(|_| CoreError::malformed("invalid_id", format!("user id {raw:?} is not a number")))
 }
 
-async fn create(State(state): State<AppState>, a: Auth, ip: ClientIp, ApiJson(body): ApiJson<NewUser>) -> ApiResult<(StatusCode, Json<Value>)> {
+async fn create(
+    State(state): State<AppState>,
+    a: Auth,
+    ip: ClientIp,
+    ApiJson(body): ApiJson<NewUser>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
     let user = auth::create_user(&state.db, &a.principal, &a.actor(&ip), body).await?;
     Ok((StatusCode::CREATED, Json(json!(user))))
 }
@@ -95,10 +103,18 @@ async fn list(State(state): State<AppState>, a: Auth) -> ApiResult<Json<Value>> 
 
 async fn get_one(State(state): State<AppState>, a: Auth, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     a.principal.require_role(ADMINS_AND_OFFICIALS)?;
-    Ok(Json(json!(auth::get_user(&state.db, &a.principal, parse_id(&id)?).await?)))
+    Ok(Json(json!(
+        auth::get_user(&state.db, &a.principal, parse_id(&id)?).await?
+    )))
 }
 
-async fn update(State(state): State<AppState>, a: Auth, ip: ClientIp, Path(id): Path<String>, ApiJson(body): ApiJson<UserUpdate>) -> ApiResult<Json<Value>> {
+async fn update(
+    State(state): State<AppState>,
+    a: Auth,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UserUpdate>,
+) -> ApiResult<Json<Value>> {
     let user = auth::update_user(&state.db, &a.principal, &a.actor(&ip), parse_id(&id)?, body).await?;
     Ok(Json(json!(user)))
 }

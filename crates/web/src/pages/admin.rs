@@ -7,14 +7,16 @@ use std::collections::HashMap;
 
 use askama::Template;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use shuxiang_core::auth::{self, Grant, GrantInput, NewUser, Role, Scope, User, UserUpdate};
-use shuxiang_core::{regions, CoreError, RegionCode};
+use shuxiang_core::{CoreError, RegionCode, regions};
 
-use super::common::{encode_query_value, local_time, non_empty, render, Chrome, PageError, PageForm, PageQuery, PageResult, Signed};
-use crate::api::audit::{entries, AuditParams};
+use super::common::{
+    Chrome, PageError, PageForm, PageQuery, PageResult, Signed, encode_query_value, local_time, non_empty, render,
+};
+use crate::api::audit::{AuditParams, entries};
 use crate::error::AppError;
 use crate::extract::ClientIp;
 use crate::i18n::Lang;
@@ -114,10 +116,19 @@ async fn grant_labels(state: &AppState, lang: Lang, users: &[User]) -> Result<Ha
         };
         format!("{} · {scope}", lang.role_label(g.role))
     };
-    Ok(users.iter().map(|u| (u.id, u.roles.iter().map(label).collect())).collect())
+    Ok(users
+        .iter()
+        .map(|u| (u.id, u.roles.iter().map(label).collect()))
+        .collect())
 }
 
-async fn users_page(state: &AppState, s: &Signed, form: UserForm, error: Option<String>, notice: Option<String>) -> Result<UsersPage, PageError> {
+async fn users_page(
+    state: &AppState,
+    s: &Signed,
+    form: UserForm,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<UsersPage, PageError> {
     let p = &s.auth.principal;
     let users = auth::list_users(&state.db, p).await?;
     let mut labels = grant_labels(state, s.lang, &users).await?;
@@ -135,9 +146,21 @@ async fn users_page(state: &AppState, s: &Signed, form: UserForm, error: Option<
         .collect();
     let roles = Role::ALL
         .into_iter()
-        .map(|r| RoleOption { value: r.as_str(), label: s.lang.role_label(r), selected: r.as_str() == form.role })
+        .map(|r| RoleOption {
+            value: r.as_str(),
+            label: s.lang.role_label(r),
+            selected: r.as_str() == form.role,
+        })
         .collect();
-    Ok(UsersPage { c: s.chrome(), users: rows, can_create: p.require_role(&[Role::Admin]).is_ok(), roles, form, error, notice })
+    Ok(UsersPage {
+        c: s.chrome(),
+        users: rows,
+        can_create: p.require_role(&[Role::Admin]).is_ok(),
+        roles,
+        form,
+        error,
+        notice,
+    })
 }
 
 pub async fn users(State(state): State<AppState>, s: Signed, PageQuery(q): PageQuery<UsersQuery>) -> PageResult {
@@ -149,20 +172,33 @@ pub async fn users(State(state): State<AppState>, s: Signed, PageQuery(q): PageQ
     render(StatusCode::OK, &page)
 }
 
-pub async fn create_user(State(state): State<AppState>, s: Signed, ip: ClientIp, PageForm(form): PageForm<UserForm>) -> PageResult {
+pub async fn create_user(
+    State(state): State<AppState>,
+    s: Signed,
+    ip: ClientIp,
+    PageForm(form): PageForm<UserForm>,
+) -> PageResult {
     s.auth.principal.require_role(&[Role::Admin])?;
     let new = NewUser {
         username: form.username.trim().to_string(),
         password: form.password.clone(),
         display_name: form.display_name.clone(),
         phone: non_empty(&form.phone).map(str::to_string),
-        roles: vec![GrantInput { role: form.role.clone(), scope: form.scope.trim().to_string() }],
+        roles: vec![GrantInput {
+            role: form.role.clone(),
+            scope: form.scope.trim().to_string(),
+        }],
     };
     match auth::create_user(&state.db, &s.auth.principal, &s.auth.actor(&ip), new).await {
-        Ok(user) => Ok(Redirect::to(&format!("/admin/users?created={}", encode_query_value(&user.username))).into_response()),
+        Ok(user) => {
+            Ok(Redirect::to(&format!("/admin/users?created={}", encode_query_value(&user.username))).into_response())
+        }
         Err(e) => {
             let (status, message) = inline(e.into())?;
-            let form = UserForm { password: String::new(), ..form };
+            let form = UserForm {
+                password: String::new(),
+                ..form
+            };
             let page = users_page(&state, &s, form, Some(message), None).await?;
             render(status, &page)
         }
@@ -189,7 +225,11 @@ pub struct UserEditForm {
 
 impl UserEditForm {
     fn of(user: &User) -> Self {
-        let roles: Vec<String> = user.roles.iter().map(|g| format!("{}:{}", g.role.as_str(), g.scope)).collect();
+        let roles: Vec<String> = user
+            .roles
+            .iter()
+            .map(|g| format!("{}:{}", g.role.as_str(), g.scope))
+            .collect();
         Self {
             display_name: user.display_name.clone(),
             phone: user.phone.clone().unwrap_or_default(),
@@ -231,7 +271,12 @@ fn parse_roles(lang: Lang, text: &str) -> Result<Vec<GrantInput>, CoreError> {
         if line.is_empty() {
             continue;
         }
-        let at_line = |message: &str| CoreError::invalid("invalid_role_line", format!("{}{message}", t.role_line.replace("{line}", &(i + 1).to_string())));
+        let at_line = |message: &str| {
+            CoreError::invalid(
+                "invalid_role_line",
+                format!("{}{message}", t.role_line.replace("{line}", &(i + 1).to_string())),
+            )
+        };
         // A Chinese input method types the full-width colon.
         let Some((role, scope)) = line.split_once(':').or_else(|| line.split_once('：')) else {
             return Err(at_line(t.role_line_format));
@@ -241,7 +286,10 @@ fn parse_roles(lang: Lang, text: &str) -> Result<Vec<GrantInput>, CoreError> {
         if scope != "*" {
             RegionCode::parse(scope).map_err(|e| at_line(&e.to_string()))?;
         }
-        out.push(GrantInput { role: role.to_string(), scope: scope.to_string() });
+        out.push(GrantInput {
+            role: role.to_string(),
+            scope: scope.to_string(),
+        });
     }
     Ok(out)
 }
@@ -265,7 +313,13 @@ struct UserEditPage {
 }
 
 fn user_edit_page(s: &Signed, user: &User, form: UserEditForm, error: Option<String>) -> UserEditPage {
-    let role_hints = Role::ALL.into_iter().map(|r| RoleHint { value: r.as_str(), label: s.lang.role_label(r) }).collect();
+    let role_hints = Role::ALL
+        .into_iter()
+        .map(|r| RoleHint {
+            value: r.as_str(),
+            label: s.lang.role_label(r),
+        })
+        .collect();
     UserEditPage {
         c: s.chrome(),
         id: user.id,
@@ -282,7 +336,9 @@ fn user_edit_page(s: &Signed, user: &User, form: UserEditForm, error: Option<Str
 async fn user_to_edit(state: &AppState, s: &Signed, id: &str) -> Result<User, PageError> {
     let p = &s.auth.principal;
     p.require_role(&[Role::Admin])?;
-    let id: i64 = id.parse().map_err(|_| CoreError::malformed("invalid_id", format!("user id {id:?} is not a number")))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| CoreError::malformed("invalid_id", format!("user id {id:?} is not a number")))?;
     let user = auth::get_user(&state.db, p, id).await?;
     if !auth::may_administer(p, &user) {
         return Err(CoreError::Forbidden(format!("user {id} is outside your scope")).into());
@@ -292,17 +348,37 @@ async fn user_to_edit(state: &AppState, s: &Signed, id: &str) -> Result<User, Pa
 
 pub async fn edit_user(State(state): State<AppState>, s: Signed, Path(id): Path<String>) -> PageResult {
     let user = user_to_edit(&state, &s, &id).await?;
-    render(StatusCode::OK, &user_edit_page(&s, &user, UserEditForm::of(&user), None))
+    render(
+        StatusCode::OK,
+        &user_edit_page(&s, &user, UserEditForm::of(&user), None),
+    )
 }
 
-pub async fn save_user(State(state): State<AppState>, s: Signed, ip: ClientIp, Path(id): Path<String>, PageForm(form): PageForm<UserEditForm>) -> PageResult {
+pub async fn save_user(
+    State(state): State<AppState>,
+    s: Signed,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    PageForm(form): PageForm<UserEditForm>,
+) -> PageResult {
     let user = user_to_edit(&state, &s, &id).await?;
     let saved = match parse_roles(s.lang, &form.roles) {
-        Ok(roles) => auth::update_user(&state.db, &s.auth.principal, &s.auth.actor(&ip), user.id, form.changes(&user, roles)).await,
+        Ok(roles) => {
+            auth::update_user(
+                &state.db,
+                &s.auth.principal,
+                &s.auth.actor(&ip),
+                user.id,
+                form.changes(&user, roles),
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match saved {
-        Ok(user) => Ok(Redirect::to(&format!("/admin/users?updated={}", encode_query_value(&user.username))).into_response()),
+        Ok(user) => {
+            Ok(Redirect::to(&format!("/admin/users?updated={}", encode_query_value(&user.username))).into_response())
+        }
         Err(e) => {
             let e = AppError(e);
             // Scopes the editor may not grant, or a user gone meanwhile, are
@@ -311,7 +387,10 @@ pub async fn save_user(State(state): State<AppState>, s: Signed, ip: ClientIp, P
                 return Err(e.into());
             }
             let (status, message) = inline(e)?;
-            let form = UserEditForm { password: String::new(), ..form };
+            let form = UserEditForm {
+                password: String::new(),
+                ..form
+            };
             render(status, &user_edit_page(&s, &user, form, Some(message)))
         }
     }
@@ -352,26 +431,41 @@ const AUDIT_PAGE: u64 = 50;
 
 pub async fn audit(State(state): State<AppState>, s: Signed, PageQuery(q): PageQuery<AuditQueryForm>) -> PageResult {
     let before = non_empty(&q.before)
-        .map(|b| b.parse::<i64>().map_err(|_| CoreError::malformed("invalid_before", format!("before {b:?} is not a number"))))
+        .map(|b| {
+            b.parse::<i64>()
+                .map_err(|_| CoreError::malformed("invalid_before", format!("before {b:?} is not a number")))
+        })
         .transpose()?;
     let action = non_empty(&q.action).map(str::to_string);
     let actor = non_empty(&q.actor).map(str::to_string);
-    let params = AuditParams { action: action.clone(), actor: actor.clone(), before, limit: Some(AUDIT_PAGE) };
+    let params = AuditParams {
+        action: action.clone(),
+        actor: actor.clone(),
+        before,
+        limit: Some(AUDIT_PAGE),
+    };
     let found = entries(&state, &s.auth.principal, params).await?;
     let p = &s.auth.principal;
-    let next_href = (found.len() as u64 == AUDIT_PAGE).then(|| found.last().map(|e| e.id)).flatten().map(|last| {
-        let mut href = format!("/admin/audit?before={last}");
-        for (k, v) in [("action", &action), ("actor", &actor)] {
-            if let Some(v) = v {
-                href.push_str(&format!("&{k}={}", encode_query_value(v)));
+    let next_href = (found.len() as u64 == AUDIT_PAGE)
+        .then(|| found.last().map(|e| e.id))
+        .flatten()
+        .map(|last| {
+            let mut href = format!("/admin/audit?before={last}");
+            for (k, v) in [("action", &action), ("actor", &actor)] {
+                if let Some(v) = v {
+                    href.push_str(&format!("&{k}={}", encode_query_value(v)));
+                }
             }
-        }
-        href
-    });
+            href
+        });
     let rows = found
         .into_iter()
         .map(|e| {
-            let region_link = e.region.as_deref().and_then(|r| RegionCode::parse(r).ok()).is_some_and(|r| p.can_see(&r));
+            let region_link = e
+                .region
+                .as_deref()
+                .and_then(|r| RegionCode::parse(r).ok())
+                .is_some_and(|r| p.can_see(&r));
             AuditRow {
                 at: local_time(&e.at),
                 detail: e.detail_json().to_string(),
@@ -428,7 +522,13 @@ struct TokensPage {
     days: String,
 }
 
-async fn tokens_page(state: &AppState, s: &Signed, form: TokenForm, secret: Option<String>, error: Option<String>) -> Result<TokensPage, PageError> {
+async fn tokens_page(
+    state: &AppState,
+    s: &Signed,
+    form: TokenForm,
+    secret: Option<String>,
+    error: Option<String>,
+) -> Result<TokensPage, PageError> {
     let t = s.lang.texts();
     let p = &s.auth.principal;
     let rows = auth::list_tokens(&state.db, p)
@@ -463,11 +563,17 @@ pub async fn tokens(State(state): State<AppState>, s: Signed) -> PageResult {
 
 /// Creates a token and shows its secret on this one response, which must
 /// not be stored by the browser or any cache.
-pub async fn create_token(State(state): State<AppState>, s: Signed, ip: ClientIp, PageForm(form): PageForm<TokenForm>) -> PageResult {
+pub async fn create_token(
+    State(state): State<AppState>,
+    s: Signed,
+    ip: ClientIp,
+    PageForm(form): PageForm<TokenForm>,
+) -> PageResult {
     let days = match non_empty(&form.expires_in_days).map(str::parse::<i64>).transpose() {
         Ok(d) => d,
         Err(_) => {
-            let message = CoreError::invalid("invalid_expiry", "expires_in_days must be a whole number of days").to_string();
+            let message =
+                CoreError::invalid("invalid_expiry", "expires_in_days must be a whole number of days").to_string();
             let page = tokens_page(&state, &s, form, None, Some(message)).await?;
             return render(StatusCode::UNPROCESSABLE_ENTITY, &page);
         }
@@ -476,7 +582,8 @@ pub async fn create_token(State(state): State<AppState>, s: Signed, ip: ClientIp
         Ok((_, secret)) => {
             let page = tokens_page(&state, &s, TokenForm::default(), Some(secret), None).await?;
             let mut resp = render(StatusCode::CREATED, &page)?;
-            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             Ok(resp)
         }
         Err(e) => {
@@ -487,7 +594,12 @@ pub async fn create_token(State(state): State<AppState>, s: Signed, ip: ClientIp
     }
 }
 
-pub async fn revoke_token(State(state): State<AppState>, s: Signed, ip: ClientIp, Path(id): Path<String>) -> PageResult {
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    s: Signed,
+    ip: ClientIp,
+    Path(id): Path<String>,
+) -> PageResult {
     let id: i64 = id.parse().map_err(|_| PageError::not_found(format!("no token {id}")))?;
     auth::revoke_token(&state.db, &s.auth.principal, &s.auth.actor(&ip), id).await?;
     Ok(Redirect::to("/tokens").into_response())

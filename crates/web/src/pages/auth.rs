@@ -3,14 +3,14 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 use shuxiang_core::auth::{self, Credential, Scope};
-use shuxiang_core::{regions, CoreError, RegionCode};
+use shuxiang_core::{CoreError, RegionCode, regions};
 
-use super::common::{render, safe_next, Chrome, PageError, PageForm, PageQuery, PageResult, Signed, Visitor};
+use super::common::{Chrome, PageError, PageForm, PageQuery, PageResult, Signed, Visitor, render, safe_next};
 use crate::api::auth::{cleared_session_cookie, session_cookie};
 use crate::extract::ClientIp;
 use crate::state::AppState;
@@ -34,7 +34,12 @@ fn valid_next(next: Option<&str>) -> String {
 }
 
 pub async fn login_form(v: Visitor, PageQuery(q): PageQuery<NextQuery>) -> PageResult {
-    let page = LoginPage { c: v.chrome(), next: valid_next(q.next.as_deref()), username: String::new(), error: None };
+    let page = LoginPage {
+        c: v.chrome(),
+        next: valid_next(q.next.as_deref()),
+        username: String::new(),
+        error: None,
+    };
     render(StatusCode::OK, &page)
 }
 
@@ -45,19 +50,42 @@ pub struct LoginForm {
     next: Option<String>,
 }
 
-pub async fn login(State(state): State<AppState>, v: Visitor, ip: ClientIp, jar: CookieJar, PageForm(form): PageForm<LoginForm>) -> PageResult {
+pub async fn login(
+    State(state): State<AppState>,
+    v: Visitor,
+    ip: ClientIp,
+    jar: CookieJar,
+    PageForm(form): PageForm<LoginForm>,
+) -> PageResult {
     let next = valid_next(form.next.as_deref());
-    let refused = match auth::login(&state.db, &form.username, &form.password, &ip.0, state.config.session_ttl).await {
+    let refused = match auth::login(
+        &state.db,
+        &form.username,
+        &form.password,
+        &ip.0,
+        state.config.session_ttl,
+    )
+    .await
+    {
         Ok(signed) => return Ok((jar.add(session_cookie(&state, signed.token)), Redirect::to(&next)).into_response()),
         Err(e) => e,
     };
     let t = v.lang.texts();
     let (status, error, retry) = match refused {
         CoreError::BadCredentials => (StatusCode::UNAUTHORIZED, t.bad_credentials, None),
-        CoreError::TooManyAttempts { retry_after_secs } => (StatusCode::TOO_MANY_REQUESTS, t.too_many_attempts, Some(retry_after_secs)),
+        CoreError::TooManyAttempts { retry_after_secs } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            t.too_many_attempts,
+            Some(retry_after_secs),
+        ),
         other => return Err(other.into()),
     };
-    let page = LoginPage { c: v.chrome(), next, username: form.username, error: Some(error) };
+    let page = LoginPage {
+        c: v.chrome(),
+        next,
+        username: form.username,
+        error: Some(error),
+    };
     let mut resp = render(status, &page)?;
     if let Some(secs) = retry {
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -82,7 +110,9 @@ pub async fn home(State(state): State<AppState>, s: Signed) -> PageResult<Respon
                 jiangxi
             } else {
                 let first = regions::roots(&state.db).await?.into_iter().next();
-                first.map(|r| r.code()).ok_or_else(|| PageError::not_found("no regions are loaded"))?
+                first
+                    .map(|r| r.code())
+                    .ok_or_else(|| PageError::not_found("no regions are loaded"))?
             }
         }
     };

@@ -9,18 +9,18 @@
 use std::sync::{Arc, OnceLock};
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::Form;
-use axum_extra::extract::cookie::{Cookie, SameSite};
 use axum_extra::extract::CookieJar;
-use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use axum_extra::extract::cookie::{Cookie, SameSite};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
-use shuxiang_core::auth::Role;
 use shuxiang_core::CoreError;
+use shuxiang_core::auth::Role;
 
 use crate::error::AppError;
 use crate::extract::{Auth, LANG_COOKIE};
@@ -34,7 +34,12 @@ pub const STAFF: &[Role] = &[Role::Admin, Role::Official];
 
 /// Characters left as they are in a query value: unreserved ones and `/`,
 /// so `next=/regions/36` stays readable.
-const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'/');
 
 pub fn encode_query_value(s: &str) -> String {
     utf8_percent_encode(s, QUERY_VALUE).to_string()
@@ -66,8 +71,14 @@ pub fn css_href() -> &'static str {
 pub async fn stylesheet() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8")),
-            (header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/css; charset=utf-8"),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
         ],
         CSS,
     )
@@ -101,13 +112,24 @@ pub struct Chrome {
 
 impl Chrome {
     pub fn new(lang: Lang, viewer: Option<Viewer>, uri: &Uri) -> Self {
-        Self { lang, t: lang.texts(), viewer, switch_href: switch_href(uri, lang.other()), css_href: css_href() }
+        Self {
+            lang,
+            t: lang.texts(),
+            viewer,
+            switch_href: switch_href(uri, lang.other()),
+            css_href: css_href(),
+        }
     }
 }
 
 /// `uri` with `lang` set to `to` (other query parameters kept).
 fn switch_href(uri: &Uri, to: Lang) -> String {
-    let mut query: Vec<&str> = uri.query().unwrap_or("").split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("lang=")).collect();
+    let mut query: Vec<&str> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty() && !kv.starts_with("lang="))
+        .collect();
     let lang = format!("lang={}", to.code());
     query.push(&lang);
     format!("{}?{}", uri.path(), query.join("&"))
@@ -115,12 +137,19 @@ fn switch_href(uri: &Uri, to: Lang) -> String {
 
 /// The language asked for in the query (`?lang=en`), which is remembered.
 fn query_lang(uri: &Uri) -> Option<Lang> {
-    uri.query()?.split('&').find_map(|kv| kv.strip_prefix("lang=")).and_then(Lang::parse)
+    uri.query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("lang="))
+        .and_then(Lang::parse)
 }
 
 fn request_lang(uri: &Uri, headers: &HeaderMap) -> Lang {
     query_lang(uri)
-        .or_else(|| CookieJar::from_headers(headers).get(LANG_COOKIE).and_then(|c| Lang::parse(c.value())))
+        .or_else(|| {
+            CookieJar::from_headers(headers)
+                .get(LANG_COOKIE)
+                .and_then(|c| Lang::parse(c.value()))
+        })
         .unwrap_or_default()
 }
 
@@ -140,7 +169,10 @@ impl Signed {
 
 fn viewer_of(a: &Auth) -> Viewer {
     let p = &a.principal;
-    Viewer { display_name: p.display_name.clone(), staff: p.grants.iter().any(|g| STAFF.contains(&g.role)) }
+    Viewer {
+        display_name: p.display_name.clone(),
+        staff: p.grants.iter().any(|g| STAFF.contains(&g.role)),
+    }
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -153,7 +185,11 @@ impl FromRequestParts<AppState> for Signed {
                 if let Some(slot) = parts.extensions.get::<ViewerSlot>() {
                     let _ = slot.0.set(viewer_of(&auth));
                 }
-                Ok(Self { auth, lang, uri: parts.uri.clone() })
+                Ok(Self {
+                    auth,
+                    lang,
+                    uri: parts.uri.clone(),
+                })
             }
             Err(AppError(CoreError::Unauthenticated)) => Err(to_login(parts).into_response()),
             Err(e) => Err(PageError(e).into_response()),
@@ -189,7 +225,10 @@ impl FromRequestParts<AppState> for Visitor {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(Self { lang: request_lang(&parts.uri, &parts.headers), uri: parts.uri.clone() })
+        Ok(Self {
+            lang: request_lang(&parts.uri, &parts.headers),
+            uri: parts.uri.clone(),
+        })
     }
 }
 
@@ -239,7 +278,8 @@ impl IntoResponse for PageError {
         let message = self.0.public_message();
         let mut resp = (status, message.clone()).into_response();
         if let CoreError::TooManyAttempts { retry_after_secs } = self.0.0 {
-            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
         resp.extensions_mut().insert(Fault { message });
         resp
@@ -264,7 +304,14 @@ fn error_page(c: Chrome, status: StatusCode, message: String) -> String {
         s if s.is_server_error() => (t.server_error, String::new()),
         _ => (t.bad_request, message),
     };
-    ErrorPage { c, status: status.as_u16(), heading, detail }.render().unwrap_or_else(|e| {
+    ErrorPage {
+        c,
+        status: status.as_u16(),
+        heading,
+        detail,
+    }
+    .render()
+    .unwrap_or_else(|e| {
         tracing::error!(error = %e, "error page failed to render");
         String::from("error")
     })
@@ -281,7 +328,9 @@ pub fn local_time(at: &chrono::DateTime<chrono::Utc>) -> String {
 
 /// Renders a template with a status, as UTF-8 HTML.
 pub fn render(status: StatusCode, page: &impl Template) -> PageResult {
-    let html = page.render().map_err(|e| CoreError::Internal(format!("template: {e}")))?;
+    let html = page
+        .render()
+        .map_err(|e| CoreError::Internal(format!("template: {e}")))?;
     Ok((status, Html(html)).into_response())
 }
 
@@ -318,8 +367,10 @@ pub async fn shell(mut req: Request, next: Next) -> Response {
         }
     }
     let h = resp.headers_mut();
-    h.entry(header::X_CONTENT_TYPE_OPTIONS).or_insert(HeaderValue::from_static("nosniff"));
-    h.entry(header::REFERRER_POLICY).or_insert(HeaderValue::from_static("same-origin"));
+    h.entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
     h.entry(header::CONTENT_SECURITY_POLICY).or_insert(HeaderValue::from_static(
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     ));
@@ -370,7 +421,14 @@ mod tests {
         for ok in ["/", "/regions/36", "/search?q=%E6%BB%95"] {
             assert_eq!(safe_next(ok), Some(ok));
         }
-        for bad in ["", "regions", "//evil.example", "/\\evil.example", "https://evil.example/", "/a\nb"] {
+        for bad in [
+            "",
+            "regions",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example/",
+            "/a\nb",
+        ] {
             assert_eq!(safe_next(bad), None, "{bad:?}");
         }
     }

@@ -13,8 +13,8 @@ mod auth;
 mod common;
 mod regions;
 
-use axum::routing::{get, post};
 use axum::Router;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
 

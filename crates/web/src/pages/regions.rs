@@ -16,8 +16,8 @@ use serde::Deserialize;
 use shuxiang_core::regions::{self, Region};
 use shuxiang_core::{CoreError, RegionCode, RegionLevel, VillageType};
 
-use super::common::{non_empty, render, Chrome, PageError, PageForm, PageQuery, PageResult, Signed};
-use crate::api::regions::{set_village_type, visible_region, VILLAGE_TYPE_EDITORS};
+use super::common::{Chrome, PageError, PageForm, PageQuery, PageResult, Signed, non_empty, render};
+use crate::api::regions::{VILLAGE_TYPE_EDITORS, set_village_type, visible_region};
 use crate::extract::ClientIp;
 use crate::i18n::{Lang, Texts};
 use crate::state::AppState;
@@ -96,11 +96,17 @@ pub async fn region_page(
         .await?
         .into_iter()
         .map(|(c, name)| {
-            let href = RegionCode::parse(&c).ok().filter(|rc| p.can_see(rc)).map(|_| format!("/regions/{c}"));
+            let href = RegionCode::parse(&c)
+                .ok()
+                .filter(|rc| p.can_see(rc))
+                .map(|_| format!("/regions/{c}"));
             Crumb { name, href }
         })
         .collect();
-    crumbs.push(Crumb { name: region.name.clone(), href: None });
+    crumbs.push(Crumb {
+        name: region.name.clone(),
+        href: None,
+    });
 
     let kids = regions::children(&state.db, &code).await?;
     let map = match region.level() {
@@ -118,7 +124,10 @@ pub async fn region_page(
     let village = (region.level() == RegionLevel::Village).then(|| {
         let current = region.village_type();
         let options = p.can(VILLAGE_TYPE_EDITORS, &code).then(|| type_options(lang, current));
-        VillageView { type_label: lang.village_type_label(current), options }
+        VillageView {
+            type_label: lang.village_type_label(current),
+            options,
+        }
     });
     let children_heading = match region.level().child() {
         Some(l) => format!("{} · {}", t.children, lang.level_label(l)),
@@ -151,7 +160,11 @@ fn counts_line(r: &Region, t: &Texts) -> String {
         (RegionLevel::Township, c.township, t.townships),
         (RegionLevel::Village, c.village, t.villages),
     ];
-    let below: Vec<String> = all.iter().filter(|(l, ..)| *l > r.level()).map(|(_, n, label)| format!("{n} {label}")).collect();
+    let below: Vec<String> = all
+        .iter()
+        .filter(|(l, ..)| *l > r.level())
+        .map(|(_, n, label)| format!("{n} {label}"))
+        .collect();
     below.join(" · ")
 }
 
@@ -166,11 +179,19 @@ fn child_row(k: &Region, lang: Lang) -> ChildRow {
         RegionLevel::Township => format!("{} {}", c.village, t.villages),
         RegionLevel::Village => lang.village_type_label(k.village_type()).to_string(),
     };
-    ChildRow { code: k.code.clone(), name: k.name.clone(), note }
+    ChildRow {
+        code: k.code.clone(),
+        name: k.name.clone(),
+        note,
+    }
 }
 
 fn type_options(lang: Lang, current: Option<VillageType>) -> Vec<TypeOption> {
-    let mut out = vec![TypeOption { value: "", label: lang.village_type_label(None), selected: current.is_none() }];
+    let mut out = vec![TypeOption {
+        value: "",
+        label: lang.village_type_label(None),
+        selected: current.is_none(),
+    }];
     out.extend(VillageType::ALL.into_iter().map(|v| TypeOption {
         value: v.as_str(),
         label: lang.village_type_label(Some(v)),
@@ -187,33 +208,64 @@ fn areas(shapes: Vec<(String, String)>, named: &[Region], group: usize) -> Vec<A
         .filter_map(|(code, text)| {
             let shape = svgmap::parse_boundary(&text)?;
             let name = names.get(code.as_str()).map_or_else(|| code.clone(), |n| n.to_string());
-            Some(Area { code, name, shape, group })
+            Some(Area {
+                code,
+                name,
+                shape,
+                group,
+            })
         })
         .collect()
 }
 
 /// The province drawn from its counties, each linking to its page, with the
 /// city outlines over them, since the counties are where the work happens.
-async fn province_map(state: &AppState, province: &Region, cities: &[Region], t: &Texts) -> Result<Option<String>, CoreError> {
+async fn province_map(
+    state: &AppState,
+    province: &Region,
+    cities: &[Region],
+    t: &Texts,
+) -> Result<Option<String>, CoreError> {
     let mut all = Vec::new();
     for (i, city) in cities.iter().enumerate() {
         let counties = regions::children(&state.db, &city.code()).await?;
-        all.extend(areas(regions::child_boundaries(&state.db, &city.code()).await?, &counties, i));
+        all.extend(areas(
+            regions::child_boundaries(&state.db, &city.code()).await?,
+            &counties,
+            i,
+        ));
     }
     let borders: Vec<_> = regions::child_boundaries(&state.db, &province.code())
         .await?
         .into_iter()
         .filter_map(|(_, text)| svgmap::parse_boundary(&text))
         .collect();
-    Ok(svgmap::region_map("region-map", &format!("{} {}", province.name, t.map), &all, &borders, PROVINCE_LABEL_PX))
+    Ok(svgmap::region_map(
+        "region-map",
+        &format!("{} {}", province.name, t.map),
+        &all,
+        &borders,
+        PROVINCE_LABEL_PX,
+    ))
 }
 
-async fn city_map(state: &AppState, city: &Region, counties: &[Region], t: &Texts) -> Result<Option<String>, CoreError> {
+async fn city_map(
+    state: &AppState,
+    city: &Region,
+    counties: &[Region],
+    t: &Texts,
+) -> Result<Option<String>, CoreError> {
     let mut all = areas(regions::child_boundaries(&state.db, &city.code()).await?, counties, 0);
     for (i, a) in all.iter_mut().enumerate() {
         a.group = i;
     }
-    Ok(svgmap::region_map("region-map", &format!("{} {}", city.name, t.map), &all, &[], CITY_LABEL_PX))
+    Ok(svgmap::region_map(
+        "region-map",
+        &format!("{} {}", city.name, t.map),
+        &all,
+        &[],
+        CITY_LABEL_PX,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -275,9 +327,20 @@ pub async fn search(State(state): State<AppState>, s: Signed, PageQuery(q): Page
             code: r.code.clone(),
             name: r.name.clone(),
             level: s.lang.level_label(r.level()),
-            path: r.code().ancestors().iter().filter_map(|a| names.get(a.as_str()).cloned()).collect::<Vec<_>>().join(" › "),
+            path: r
+                .code()
+                .ancestors()
+                .iter()
+                .filter_map(|a| names.get(a.as_str()).cloned())
+                .collect::<Vec<_>>()
+                .join(" › "),
         })
         .collect();
-    let page = SearchPage { c: s.chrome(), searched: !query.is_empty(), query, results };
+    let page = SearchPage {
+        c: s.chrome(),
+        searched: !query.is_empty(),
+        query,
+        results,
+    };
     render(StatusCode::OK, &page)
 }

@@ -2,10 +2,10 @@
 //! sign-in and sessions, regions, village types, users, tokens, audit.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::server_test;
-use crate::support::{assert_error, client, ADMIN_PASSWORD, USER_PASSWORD};
+use crate::support::{ADMIN_PASSWORD, USER_PASSWORD, assert_error, client};
 
 server_test!(async fn health_readiness_metrics_and_openapi(srv) {
     assert_eq!(srv.json(Method::GET, "/healthz", None, None, 200).await["status"], "ok");

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use shuxiang_core::db::Backend;
 use thirtyfour::prelude::*;
 
-use crate::support::{client, TestServer, ADMIN_PASSWORD};
+use crate::support::{ADMIN_PASSWORD, TestServer, client};
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -26,7 +26,10 @@ struct DriverProcess {
 impl Drop for DriverProcess {
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -55,7 +58,10 @@ async fn start_chromedriver() -> (DriverProcess, String) {
         {
             return (driver, url);
         }
-        assert!(Instant::now() < deadline, "chromedriver did not answer on {url} within 20 s");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not answer on {url} within 20 s"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -101,7 +107,8 @@ async fn browser_signs_in_and_drills_down_the_map() {
     ] {
         caps.add_arg(arg).unwrap();
     }
-    caps.add_arg(&format!("--user-data-dir={}", profile.path().display())).unwrap();
+    caps.add_arg(&format!("--user-data-dir={}", profile.path().display()))
+        .unwrap();
     let driver = WebDriver::new(&driver_url, caps).await.expect("browser session");
 
     let outcome = drill_down(&driver, &srv).await;
@@ -114,15 +121,30 @@ async fn drill_down(driver: &WebDriver, srv: &TestServer) -> WebDriverResult<()>
     // The province page sends a stranger to the sign-in form first.
     driver.goto(srv.url("/regions/36")).await?;
     wait_for_path(driver, "/login").await?;
-    driver.find(By::Css("input[name=username]")).await?.send_keys("admin").await?;
-    driver.find(By::Css("input[name=password]")).await?.send_keys(ADMIN_PASSWORD).await?;
-    driver.find(By::Css("form[action='/login'] button[type=submit]")).await?.click().await?;
+    driver
+        .find(By::Css("input[name=username]"))
+        .await?
+        .send_keys("admin")
+        .await?;
+    driver
+        .find(By::Css("input[name=password]"))
+        .await?
+        .send_keys(ADMIN_PASSWORD)
+        .await?;
+    driver
+        .find(By::Css("form[action='/login'] button[type=submit]"))
+        .await?
+        .click()
+        .await?;
     wait_for_path(driver, "/regions/36").await?;
 
     // Click 东湖区 on the map itself.
     let map = driver.find(By::Id("region-map")).await?;
     let county = map.find(By::Css("a[href='/regions/360102']")).await?;
-    assert_eq!(county.find(By::Css("path")).await?.attr("data-code").await?.as_deref(), Some("360102"));
+    assert_eq!(
+        county.find(By::Css("path")).await?.attr("data-code").await?.as_deref(),
+        Some("360102")
+    );
     county.click().await?;
     wait_for_path(driver, "/regions/360102").await?;
 

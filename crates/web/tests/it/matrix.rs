@@ -6,12 +6,20 @@
 use std::collections::HashMap;
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::server_test;
 use crate::support::TestServer;
 
-const ROLES: [&str; 7] = ["admin", "official", "village_staff", "dealer", "farmer", "carrier", "expert"];
+const ROLES: [&str; 7] = [
+    "admin",
+    "official",
+    "village_staff",
+    "dealer",
+    "farmer",
+    "carrier",
+    "expert",
+];
 const IN_VILLAGE: &str = "360102002001";
 /// PD20180001, own production, specification 001, serial 1.
 const VALID_LABEL_CODE: &str = "11800011001000000000000000000001";
@@ -73,61 +81,190 @@ fn code(side: Side) -> &'static str {
 
 fn rows() -> HashMap<&'static str, Row> {
     let mut m: HashMap<&'static str, Row> = HashMap::new();
-    m.insert("GET /api/v1/auth/me", Row { allowed: ALL, out: Out::NotScoped, make: |_, _, _| Call { path: "/api/v1/auth/me".into(), body: None } });
-    m.insert("GET /api/v1/regions", Row {
-        allowed: ALL,
-        out: Out::Filtered(|_| "360103".into()),
-        make: |_, _, side| Call { path: format!("/api/v1/regions?q={}", if side == Side::In { "%E4%B8%9C%E6%B9%96" } else { "%E8%A5%BF%E6%B9%96" }), body: None },
-    });
-    m.insert("GET /api/v1/regions/{code}", Row { allowed: ALL, out: Out::Forbidden, make: |_, _, side| Call { path: format!("/api/v1/regions/{}", code(side)), body: None } });
-    m.insert("GET /api/v1/regions/{code}/children", Row { allowed: ALL, out: Out::Forbidden, make: |_, _, side| Call { path: format!("/api/v1/regions/{}/children", code(side)), body: None } });
-    m.insert("GET /api/v1/regions/{code}/boundary", Row { allowed: ALL, out: Out::Forbidden, make: |_, _, side| Call { path: format!("/api/v1/regions/{}/boundary", code(side)), body: None } });
-    m.insert("PATCH /api/v1/regions/{code}", Row {
-        allowed: ADMIN_OFFICIAL,
-        out: Out::Forbidden,
-        make: |f, _, side| Call {
-            path: format!("/api/v1/regions/{}", if side == Side::In { IN_VILLAGE.to_string() } else { f.out_village.clone() }),
-            body: Some(json!({"village_type": "agglomeration"})),
+    m.insert(
+        "GET /api/v1/auth/me",
+        Row {
+            allowed: ALL,
+            out: Out::NotScoped,
+            make: |_, _, _| Call {
+                path: "/api/v1/auth/me".into(),
+                body: None,
+            },
         },
-    });
-    m.insert("POST /api/v1/users", Row {
-        allowed: ADMIN,
-        out: Out::Forbidden,
-        make: |_, role, side| Call {
-            path: "/api/v1/users".into(),
-            body: Some(json!({"username": unique(role), "password": "a long secret phrase", "display_name": "x",
-                "roles": [{"role": "farmer", "scope": if side == Side::In { IN_VILLAGE } else { "360103" }}]})),
+    );
+    m.insert(
+        "GET /api/v1/regions",
+        Row {
+            allowed: ALL,
+            out: Out::Filtered(|_| "360103".into()),
+            make: |_, _, side| Call {
+                path: format!(
+                    "/api/v1/regions?q={}",
+                    if side == Side::In {
+                        "%E4%B8%9C%E6%B9%96"
+                    } else {
+                        "%E8%A5%BF%E6%B9%96"
+                    }
+                ),
+                body: None,
+            },
         },
-    });
-    m.insert("GET /api/v1/users", Row { allowed: ADMIN_OFFICIAL, out: Out::Filtered(|_| "\"outsider\"".into()), make: |_, _, _| Call { path: "/api/v1/users".into(), body: None } });
-    m.insert("GET /api/v1/users/{id}", Row {
-        allowed: ADMIN_OFFICIAL,
-        out: Out::Forbidden,
-        make: |f, _, side| Call { path: format!("/api/v1/users/{}", if side == Side::In { f.user_in } else { f.user_out }), body: None },
-    });
-    m.insert("PATCH /api/v1/users/{id}", Row {
-        allowed: ADMIN,
-        out: Out::Forbidden,
-        make: |f, _, side| Call {
-            path: format!("/api/v1/users/{}", if side == Side::In { f.user_in } else { f.user_out }),
-            body: Some(json!({"display_name": "改名"})),
+    );
+    m.insert(
+        "GET /api/v1/regions/{code}",
+        Row {
+            allowed: ALL,
+            out: Out::Forbidden,
+            make: |_, _, side| Call {
+                path: format!("/api/v1/regions/{}", code(side)),
+                body: None,
+            },
         },
-    });
-    m.insert("POST /api/v1/tokens", Row { allowed: ALL, out: Out::NotScoped, make: |_, _, _| Call { path: "/api/v1/tokens".into(), body: Some(json!({"name": "matrix"})) } });
-    m.insert("GET /api/v1/tokens", Row { allowed: ALL, out: Out::Filtered(|f| format!("\"id\":{},", f.outsider_token_id)), make: |_, _, _| Call { path: "/api/v1/tokens".into(), body: None } });
-    m.insert("DELETE /api/v1/tokens/{id}", Row {
-        allowed: ALL,
-        out: Out::Forbidden,
-        make: |f, role, side| Call {
-            path: format!("/api/v1/tokens/{}", if side == Side::In { f.own_token_ids[role] } else { f.outsider_token_id }),
-            body: None,
+    );
+    m.insert(
+        "GET /api/v1/regions/{code}/children",
+        Row {
+            allowed: ALL,
+            out: Out::Forbidden,
+            make: |_, _, side| Call {
+                path: format!("/api/v1/regions/{}/children", code(side)),
+                body: None,
+            },
         },
-    });
-    m.insert("POST /api/v1/inputs/validate-code", Row {
-        allowed: ALL,
-        out: Out::NotScoped,
-        make: |_, _, _| Call { path: "/api/v1/inputs/validate-code".into(), body: Some(json!({"code": VALID_LABEL_CODE})) },
-    });
+    );
+    m.insert(
+        "GET /api/v1/regions/{code}/boundary",
+        Row {
+            allowed: ALL,
+            out: Out::Forbidden,
+            make: |_, _, side| Call {
+                path: format!("/api/v1/regions/{}/boundary", code(side)),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "PATCH /api/v1/regions/{code}",
+        Row {
+            allowed: ADMIN_OFFICIAL,
+            out: Out::Forbidden,
+            make: |f, _, side| Call {
+                path: format!(
+                    "/api/v1/regions/{}",
+                    if side == Side::In {
+                        IN_VILLAGE.to_string()
+                    } else {
+                        f.out_village.clone()
+                    }
+                ),
+                body: Some(json!({"village_type": "agglomeration"})),
+            },
+        },
+    );
+    m.insert(
+        "POST /api/v1/users",
+        Row {
+            allowed: ADMIN,
+            out: Out::Forbidden,
+            make: |_, role, side| Call {
+                path: "/api/v1/users".into(),
+                body: Some(
+                    json!({"username": unique(role), "password": "a long secret phrase", "display_name": "x",
+                "roles": [{"role": "farmer", "scope": if side == Side::In { IN_VILLAGE } else { "360103" }}]}),
+                ),
+            },
+        },
+    );
+    m.insert(
+        "GET /api/v1/users",
+        Row {
+            allowed: ADMIN_OFFICIAL,
+            out: Out::Filtered(|_| "\"outsider\"".into()),
+            make: |_, _, _| Call {
+                path: "/api/v1/users".into(),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "GET /api/v1/users/{id}",
+        Row {
+            allowed: ADMIN_OFFICIAL,
+            out: Out::Forbidden,
+            make: |f, _, side| Call {
+                path: format!(
+                    "/api/v1/users/{}",
+                    if side == Side::In { f.user_in } else { f.user_out }
+                ),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "PATCH /api/v1/users/{id}",
+        Row {
+            allowed: ADMIN,
+            out: Out::Forbidden,
+            make: |f, _, side| Call {
+                path: format!(
+                    "/api/v1/users/{}",
+                    if side == Side::In { f.user_in } else { f.user_out }
+                ),
+                body: Some(json!({"display_name": "改名"})),
+            },
+        },
+    );
+    m.insert(
+        "POST /api/v1/tokens",
+        Row {
+            allowed: ALL,
+            out: Out::NotScoped,
+            make: |_, _, _| Call {
+                path: "/api/v1/tokens".into(),
+                body: Some(json!({"name": "matrix"})),
+            },
+        },
+    );
+    m.insert(
+        "GET /api/v1/tokens",
+        Row {
+            allowed: ALL,
+            out: Out::Filtered(|f| format!("\"id\":{},", f.outsider_token_id)),
+            make: |_, _, _| Call {
+                path: "/api/v1/tokens".into(),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "DELETE /api/v1/tokens/{id}",
+        Row {
+            allowed: ALL,
+            out: Out::Forbidden,
+            make: |f, role, side| Call {
+                path: format!(
+                    "/api/v1/tokens/{}",
+                    if side == Side::In {
+                        f.own_token_ids[role]
+                    } else {
+                        f.outsider_token_id
+                    }
+                ),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "POST /api/v1/inputs/validate-code",
+        Row {
+            allowed: ALL,
+            out: Out::NotScoped,
+            make: |_, _, _| Call {
+                path: "/api/v1/inputs/validate-code".into(),
+                body: Some(json!({"code": VALID_LABEL_CODE})),
+            },
+        },
+    );
     m.insert("POST /api/v1/inputs/products", Row {
         allowed: ADMIN_OFFICIAL,
         out: Out::NotScoped,
@@ -136,19 +273,61 @@ fn rows() -> HashMap<&'static str, Row> {
             body: Some(json!({"kind": "fertilizer", "name": unique(role), "maker": if side == Side::In { "in" } else { "out" }})),
         },
     });
-    m.insert("GET /api/v1/inputs/products", Row { allowed: ALL, out: Out::NotScoped, make: |_, _, _| Call { path: "/api/v1/inputs/products?q=PD".into(), body: None } });
-    m.insert("GET /api/v1/inputs/products/{id}", Row { allowed: ALL, out: Out::NotScoped, make: |f, _, _| Call { path: format!("/api/v1/inputs/products/{}", f.product_id), body: None } });
-    m.insert("PATCH /api/v1/inputs/products/{id}", Row {
-        allowed: ADMIN_OFFICIAL,
-        out: Out::NotScoped,
-        make: |f, _, _| Call { path: format!("/api/v1/inputs/products/{}", f.product_id), body: Some(json!({"restricted_use": true})) },
-    });
-    m.insert("GET /api/v1/inputs/products/by-label-code/{code}", Row {
-        allowed: ALL,
-        out: Out::NotScoped,
-        make: |_, _, _| Call { path: format!("/api/v1/inputs/products/by-label-code/{VALID_LABEL_CODE}"), body: None },
-    });
-    m.insert("GET /api/v1/audit", Row { allowed: ADMIN_OFFICIAL, out: Out::Filtered(|_| "\"outsider\"".into()), make: |_, _, _| Call { path: "/api/v1/audit?limit=1000".into(), body: None } });
+    m.insert(
+        "GET /api/v1/inputs/products",
+        Row {
+            allowed: ALL,
+            out: Out::NotScoped,
+            make: |_, _, _| Call {
+                path: "/api/v1/inputs/products?q=PD".into(),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "GET /api/v1/inputs/products/{id}",
+        Row {
+            allowed: ALL,
+            out: Out::NotScoped,
+            make: |f, _, _| Call {
+                path: format!("/api/v1/inputs/products/{}", f.product_id),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "PATCH /api/v1/inputs/products/{id}",
+        Row {
+            allowed: ADMIN_OFFICIAL,
+            out: Out::NotScoped,
+            make: |f, _, _| Call {
+                path: format!("/api/v1/inputs/products/{}", f.product_id),
+                body: Some(json!({"restricted_use": true})),
+            },
+        },
+    );
+    m.insert(
+        "GET /api/v1/inputs/products/by-label-code/{code}",
+        Row {
+            allowed: ALL,
+            out: Out::NotScoped,
+            make: |_, _, _| Call {
+                path: format!("/api/v1/inputs/products/by-label-code/{VALID_LABEL_CODE}"),
+                body: None,
+            },
+        },
+    );
+    m.insert(
+        "GET /api/v1/audit",
+        Row {
+            allowed: ADMIN_OFFICIAL,
+            out: Out::Filtered(|_| "\"outsider\"".into()),
+            make: |_, _, _| Call {
+                path: "/api/v1/audit?limit=1000".into(),
+                body: None,
+            },
+        },
+    );
     m
 }
 
@@ -168,7 +347,11 @@ const SPECIAL: [&str; 6] = [
 async fn fixture(srv: &TestServer) -> Fixture {
     let mut tokens = HashMap::new();
     for role in ROLES {
-        tokens.insert(role, srv.user_with(&format!("role{}", role.replace('_', "")), role, "360102").await);
+        tokens.insert(
+            role,
+            srv.user_with(&format!("role{}", role.replace('_', "")), role, "360102")
+                .await,
+        );
     }
     let outsider = srv.user_with("outsider", "farmer", "360103").await;
     let admin = srv.admin_token().await;
@@ -178,25 +361,83 @@ async fn fixture(srv: &TestServer) -> Fixture {
         .as_i64()
         .unwrap();
     let users = srv.json(Method::GET, "/api/v1/users", Some(&admin), None, 200).await;
-    let user_out = users["users"].as_array().unwrap().iter().find(|u| u["username"] == "outsider").unwrap()["id"].as_i64().unwrap();
-    let outsider_token_id = srv.json(Method::POST, "/api/v1/tokens", Some(&outsider), Some(json!({"name": "outsider's"})), 201).await["id"].as_i64().unwrap();
-    let mut own_token_ids = HashMap::new();
-    for role in ROLES {
-        let id = srv.json(Method::POST, "/api/v1/tokens", Some(&tokens[role]), Some(json!({"name": "to revoke"})), 201).await["id"].as_i64().unwrap();
-        own_token_ids.insert(role, id);
-    }
-    let towns = srv.json(Method::GET, "/api/v1/regions/360103/children", Some(&admin), None, 200).await;
-    let town = towns["regions"][0]["code"].as_str().unwrap().to_string();
-    let villages = srv.json(Method::GET, &format!("/api/v1/regions/{town}/children"), Some(&admin), None, 200).await;
-    let out_village = villages["regions"][0]["code"].as_str().unwrap().to_string();
-    // Something from the outsider's county in the audit log.
-    srv.json(Method::PATCH, &format!("/api/v1/regions/{out_village}"), Some(&admin), Some(json!({"village_type": "relocation"})), 200).await;
-    let product_id = srv
-        .json(Method::POST, "/api/v1/inputs/products", Some(&admin), Some(json!({"kind": "pesticide", "name": "吡虫啉", "registration_number": "PD20180001", "maker": "x"})), 201)
+    let user_out = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "outsider")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let outsider_token_id = srv
+        .json(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(&outsider),
+            Some(json!({"name": "outsider's"})),
+            201,
+        )
         .await["id"]
         .as_i64()
         .unwrap();
-    Fixture { tokens, own_token_ids, outsider_token_id, user_in, user_out, out_village, product_id }
+    let mut own_token_ids = HashMap::new();
+    for role in ROLES {
+        let id = srv
+            .json(
+                Method::POST,
+                "/api/v1/tokens",
+                Some(&tokens[role]),
+                Some(json!({"name": "to revoke"})),
+                201,
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        own_token_ids.insert(role, id);
+    }
+    let towns = srv
+        .json(Method::GET, "/api/v1/regions/360103/children", Some(&admin), None, 200)
+        .await;
+    let town = towns["regions"][0]["code"].as_str().unwrap().to_string();
+    let villages = srv
+        .json(
+            Method::GET,
+            &format!("/api/v1/regions/{town}/children"),
+            Some(&admin),
+            None,
+            200,
+        )
+        .await;
+    let out_village = villages["regions"][0]["code"].as_str().unwrap().to_string();
+    // Something from the outsider's county in the audit log.
+    srv.json(
+        Method::PATCH,
+        &format!("/api/v1/regions/{out_village}"),
+        Some(&admin),
+        Some(json!({"village_type": "relocation"})),
+        200,
+    )
+    .await;
+    let product_id = srv
+        .json(
+            Method::POST,
+            "/api/v1/inputs/products",
+            Some(&admin),
+            Some(json!({"kind": "pesticide", "name": "吡虫啉", "registration_number": "PD20180001", "maker": "x"})),
+            201,
+        )
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    Fixture {
+        tokens,
+        own_token_ids,
+        outsider_token_id,
+        user_in,
+        user_out,
+        out_village,
+        product_id,
+    }
 }
 
 server_test!(async fn every_route_every_role_in_and_out_of_scope(srv) {

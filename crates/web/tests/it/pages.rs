@@ -10,7 +10,7 @@ use reqwest::{Method, Response};
 use serde_json::Value;
 
 use crate::server_test;
-use crate::support::{client, TestServer, ADMIN_PASSWORD, USER_PASSWORD};
+use crate::support::{ADMIN_PASSWORD, TestServer, USER_PASSWORD, client};
 
 /// A signed-in browser: the session cookie to send with each request.
 struct Session {
@@ -18,7 +18,10 @@ struct Session {
 }
 
 fn location(r: &Response) -> String {
-    r.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    r.headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 fn session_cookie(r: &Response) -> Option<String> {
@@ -31,7 +34,12 @@ fn session_cookie(r: &Response) -> Option<String> {
 }
 
 async fn post_login(srv: &TestServer, username: &str, password: &str, next: &str) -> Response {
-    client().post(srv.url("/login")).form(&[("username", username), ("password", password), ("next", next)]).send().await.unwrap()
+    client()
+        .post(srv.url("/login"))
+        .form(&[("username", username), ("password", password), ("next", next)])
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Signs in through the HTML form, as a browser would.
@@ -44,14 +52,22 @@ async fn sign_in(srv: &TestServer, username: &str, password: &str) -> Session {
 
 impl Session {
     async fn get(&self, srv: &TestServer, path: &str) -> Response {
-        client().get(srv.url(path)).header("cookie", &self.cookie).send().await.unwrap()
+        client()
+            .get(srv.url(path))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap()
     }
 
     /// A page that must answer `status`; returns its HTML.
     async fn page(&self, srv: &TestServer, path: &str, status: u16) -> String {
         let r = self.get(srv, path).await;
         let got = r.status().as_u16();
-        let is_html = r.headers().get(CONTENT_TYPE).is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
+        let is_html = r
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/html"));
         let body = r.text().await.unwrap();
         assert_eq!(got, status, "GET {path}: {body}");
         assert!(is_html, "GET {path} is not HTML: {body}");
@@ -59,22 +75,40 @@ impl Session {
     }
 
     async fn post(&self, srv: &TestServer, path: &str, form: &[(&str, &str)]) -> Response {
-        client().post(srv.url(path)).header("cookie", &self.cookie).form(form).send().await.unwrap()
+        client()
+            .post(srv.url(path))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
     }
 }
 
 /// The HTML of an error page with `status`, checked to be our page.
 async fn error_page(r: Response, status: u16) -> String {
     assert_eq!(r.status().as_u16(), status);
-    assert!(r.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap().starts_with("text/html"));
+    assert!(
+        r.headers()
+            .get(CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let body = r.text().await.unwrap();
-    assert!(body.contains("<!doctype html>") && body.contains(&format!("({status})")), "{body}");
+    assert!(
+        body.contains("<!doctype html>") && body.contains(&format!("({status})")),
+        "{body}"
+    );
     body
 }
 
 /// The contents of the element that has `id`, up to its closing tag.
 fn element<'a>(html: &'a str, id: &str, close: &str) -> &'a str {
-    let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no element #{id} in {html}"));
+    let start = html
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no element #{id} in {html}"));
     let rest = &html[start..];
     &rest[..rest.find(close).unwrap_or(rest.len())]
 }
@@ -82,7 +116,9 @@ fn element<'a>(html: &'a str, id: &str, close: &str) -> &'a str {
 /// Every value of `attr="..."` in `html`.
 fn attr_values(html: &str, attr: &str) -> Vec<String> {
     let needle = format!("{attr}=\"");
-    html.match_indices(&needle).map(|(i, _)| html[i + needle.len()..].split('"').next().unwrap().to_string()).collect()
+    html.match_indices(&needle)
+        .map(|(i, _)| html[i + needle.len()..].split('"').next().unwrap().to_string())
+        .collect()
 }
 
 server_test!(async fn sign_in_out_and_redirects(srv) {
@@ -369,14 +405,34 @@ server_test!(async fn users_page_by_role(srv) {
 
 /// The id of `username`, as the API lists it to the national administrator.
 async fn user_id(srv: &TestServer, admin_token: &str, username: &str) -> i64 {
-    let list = srv.json(Method::GET, "/api/v1/users", Some(admin_token), None, 200).await;
-    list["users"].as_array().unwrap().iter().find(|u| u["username"] == username).unwrap_or_else(|| panic!("no user {username}"))["id"].as_i64().unwrap()
+    let list = srv
+        .json(Method::GET, "/api/v1/users", Some(admin_token), None, 200)
+        .await;
+    list["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == username)
+        .unwrap_or_else(|| panic!("no user {username}"))["id"]
+        .as_i64()
+        .unwrap()
 }
 
 /// The edit form's fields as a browser posts them (the checkbox only when
 /// ticked).
-fn edit_form<'a>(display_name: &'a str, phone: &'a str, password: &'a str, roles: &'a str, disabled: bool) -> Vec<(&'a str, &'a str)> {
-    let mut form = vec![("display_name", display_name), ("phone", phone), ("password", password), ("roles", roles)];
+fn edit_form<'a>(
+    display_name: &'a str,
+    phone: &'a str,
+    password: &'a str,
+    roles: &'a str,
+    disabled: bool,
+) -> Vec<(&'a str, &'a str)> {
+    let mut form = vec![
+        ("display_name", display_name),
+        ("phone", phone),
+        ("password", password),
+        ("roles", roles),
+    ];
     if disabled {
         form.push(("disabled", "on"));
     }

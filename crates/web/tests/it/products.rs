@@ -3,7 +3,7 @@
 //! pesticide, and the error contract.
 
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::server_test;
 use crate::support::{assert_error, client};

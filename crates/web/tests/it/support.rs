@@ -2,11 +2,11 @@
 //! SQLite and (with SHUXIANG_TEST_PG) PostgreSQL, plus HTTP helpers.
 
 use reqwest::{Client, Method, Response};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
+use shuxiang_core::Db;
 use shuxiang_core::auth;
 use shuxiang_core::db::Backend;
 use shuxiang_core::testing::TestDb;
-use shuxiang_core::Db;
 use shuxiang_web::WebConfig;
 use tokio::sync::oneshot;
 
@@ -26,7 +26,9 @@ impl TestServer {
     pub async fn start(backend: Backend) -> Option<Self> {
         let test_db = TestDb::new(backend, &shuxiang_web::all_migrations()).await?;
         let db = test_db.db.clone();
-        auth::ensure_admin(&db, Some(ADMIN_PASSWORD)).await.expect("bootstrap admin");
+        auth::ensure_admin(&db, Some(ADMIN_PASSWORD))
+            .await
+            .expect("bootstrap admin");
         let mut server = Self::serve(db).await;
         server.test_db = Some(test_db);
         Some(server)
@@ -41,7 +43,10 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let signer = shuxiang_trace::checkpoint::Signer::generate("shuxiang.test/trace").expect("signing key");
-        let keys = shuxiang_trace::keys::TraceLogKeys { signer: std::sync::Arc::new(signer), origin: "shuxiang.test/trace".into() };
+        let keys = shuxiang_trace::keys::TraceLogKeys {
+            signer: std::sync::Arc::new(signer),
+            origin: "shuxiang.test/trace".into(),
+        };
         let state = shuxiang_web::new_state(db.clone(), WebConfig::default(), keys);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -51,7 +56,13 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        Self { base: format!("http://{addr}"), db, test_db: None, stop: Some(tx), task: Some(task) }
+        Self {
+            base: format!("http://{addr}"),
+            db,
+            test_db: None,
+            stop: Some(tx),
+            task: Some(task),
+        }
     }
 
     pub async fn stop(mut self) {
@@ -72,7 +83,12 @@ impl TestServer {
 
     /// Signs in over the API and returns the bearer token.
     pub async fn login(&self, username: &str, password: &str) -> String {
-        let r = client().post(self.url("/api/v1/auth/login")).json(&json!({"username": username, "password": password})).send().await.unwrap();
+        let r = client()
+            .post(self.url("/api/v1/auth/login"))
+            .json(&json!({"username": username, "password": password}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "login of {username} failed");
         let v: Value = r.json().await.unwrap();
         v["token"].as_str().unwrap().to_string()
@@ -86,10 +102,15 @@ impl TestServer {
     pub async fn user_with(&self, username: &str, role: &str, scope: &str) -> String {
         let admin = self.admin_token().await;
         let r = self
-            .call(Method::POST, "/api/v1/users", Some(&admin), Some(json!({
-                "username": username, "password": USER_PASSWORD, "display_name": username,
-                "phone": "13912345678", "roles": [{"role": role, "scope": scope}]
-            })))
+            .call(
+                Method::POST,
+                "/api/v1/users",
+                Some(&admin),
+                Some(json!({
+                    "username": username, "password": USER_PASSWORD, "display_name": username,
+                    "phone": "13912345678", "roles": [{"role": role, "scope": scope}]
+                })),
+            )
             .await;
         assert_eq!(r.status(), 201, "creating {username}: {}", r.text().await.unwrap());
         self.login(username, USER_PASSWORD).await
@@ -108,17 +129,31 @@ impl TestServer {
     }
 
     /// A call that must succeed with `status`; returns the JSON body.
-    pub async fn json(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>, status: u16) -> Value {
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        status: u16,
+    ) -> Value {
         let r = self.call(method.clone(), path, token, body).await;
         let got = r.status().as_u16();
         let text = r.text().await.unwrap();
         assert_eq!(got, status, "{method} {path}: {text}");
-        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+        if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        }
     }
 }
 
 pub fn client() -> Client {
-    Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 /// Asserts the error format `{"error": code, "message": text}` and the status.
