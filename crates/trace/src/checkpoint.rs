@@ -194,6 +194,12 @@ fn typed_key(key: &[u8; 32]) -> [u8; 33] {
     typed
 }
 
+/// Encodes `<name>+<hex key id>+<base64 typed key>`, the fields shared by
+/// both key string formats (the private one adds a prefix).
+fn key_fields(name: &str, key_id: [u8; 4], key: &[u8; 32]) -> String {
+    format!("{name}+{}+{}", hex::encode(key_id), BASE64.encode(typed_key(key)))
+}
+
 /// Decodes the `<hex key id>` and `<base64 typed key>` fields shared by both
 /// key string formats.
 fn decode_key_fields(id_hex: &str, key_b64: &str) -> Result<([u8; 4], Vec<u8>), NoteError> {
@@ -289,10 +295,8 @@ impl Signer {
     /// The secret key string; whoever holds it can sign checkpoints.
     pub fn to_private_key_str(&self) -> String {
         format!(
-            "PRIVATE+KEY+{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id),
-            BASE64.encode(typed_key(self.key.as_bytes()))
+            "PRIVATE+KEY+{}",
+            key_fields(&self.name, self.key_id, self.key.as_bytes())
         )
     }
 
@@ -375,12 +379,7 @@ impl Verifier {
     }
 
     pub fn verifier_key_string(&self) -> String {
-        format!(
-            "{}+{}+{}",
-            self.name,
-            hex::encode(self.key_id),
-            BASE64.encode(typed_key(self.key.as_bytes()))
-        )
+        key_fields(&self.name, self.key_id, self.key.as_bytes())
     }
 
     pub fn name(&self) -> &str {
