@@ -14,13 +14,17 @@
 //!   inclusion and consistency proofs) and offline proof verification
 //! - `input_api`: pesticide label-code validation for dealers and inspectors
 //! - `products`: the 农资 registry of pesticide and fertilizer products
+//! - `epcis`: EPCIS 2.0 capture and query of trace events
+//! - `ledger`: dealers' stock and real-name sales ledgers and their supervision
 
 pub mod api;
 pub mod checkpoint;
+pub mod epcis;
 pub mod epcis_hash;
 pub mod input_api;
 pub mod keys;
 pub mod label_code;
+pub mod ledger;
 pub mod log_store;
 pub mod merkle;
 pub mod products;

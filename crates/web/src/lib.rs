@@ -24,7 +24,12 @@ pub use shuxiang_http::{AppError, AppState, WebConfig};
 
 /// The migrations of the kernel and every slice, in the order they run.
 pub fn all_migrations() -> Vec<&'static SliceMigrations> {
-    vec![&CORE_MIGRATIONS, &shuxiang_trace::log_store::TRACE_MIGRATIONS]
+    vec![
+        &CORE_MIGRATIONS,
+        &shuxiang_trace::log_store::TRACE_MIGRATIONS,
+        &shuxiang_telemetry::store::TELEMETRY_MIGRATIONS,
+        &shuxiang_logistics::store::LOGISTICS_MIGRATIONS,
+    ]
 }
 
 /// Application state over `db` with every slice's migrations known to

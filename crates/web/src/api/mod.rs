@@ -29,6 +29,11 @@ pub fn routes() -> Vec<ApiRoute> {
     all.extend(shuxiang_trace::api::routes());
     all.extend(shuxiang_trace::input_api::routes());
     all.extend(shuxiang_trace::products::routes());
+    all.extend(shuxiang_trace::epcis::api::routes());
+    all.extend(shuxiang_trace::ledger::api::routes());
+    all.extend(shuxiang_telemetry::api::routes());
+    all.extend(shuxiang_telemetry::alarm::api::routes());
+    all.extend(shuxiang_logistics::api::routes());
     all
 }
 
