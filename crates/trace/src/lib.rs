@@ -15,6 +15,7 @@
 //! - `input_api`: pesticide label-code validation for dealers and inspectors
 //! - `products`: the 农资 registry of pesticide and fertilizer products
 //! - `epcis`: EPCIS 2.0 capture and query of trace events
+//! - `produce`: produce batches, trace codes, QR labels and the consumer scan
 //! - `ledger`: dealers' stock and real-name sales ledgers and their supervision
 
 pub mod api;
@@ -27,4 +28,5 @@ pub mod label_code;
 pub mod ledger;
 pub mod log_store;
 pub mod merkle;
+pub mod produce;
 pub mod products;

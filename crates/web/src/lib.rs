@@ -6,6 +6,7 @@
 pub mod api;
 pub mod ops;
 pub mod pages;
+pub mod svgchart;
 pub mod svgmap;
 
 // The HTTP kernel's modules, under the paths the kernel's own routes use.

@@ -31,6 +31,7 @@ pub fn routes() -> Vec<ApiRoute> {
     all.extend(shuxiang_trace::products::routes());
     all.extend(shuxiang_trace::epcis::api::routes());
     all.extend(shuxiang_trace::ledger::api::routes());
+    all.extend(shuxiang_trace::produce::api::routes());
     all.extend(shuxiang_telemetry::api::routes());
     all.extend(shuxiang_telemetry::alarm::api::routes());
     all.extend(shuxiang_logistics::api::routes());

@@ -7,11 +7,13 @@
 //! - `auth`: sign-in, sign-out, the start page
 //! - `regions`: region pages at every level, village types, search
 //! - `admin`: users (list, creation, editing), the audit log, API tokens
+//! - `trace`: the consumer's page of a scanned trace code
 
 mod admin;
 mod auth;
 mod common;
 mod regions;
+mod trace;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -30,6 +32,7 @@ pub fn router() -> Router<AppState> {
         .route("/regions/{code}", get(regions::region_page))
         .route("/regions/{code}/village-type", post(regions::set_type))
         .route("/search", get(regions::search))
+        .route("/t/{code}", get(trace::trace_page))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", get(admin::edit_user).post(admin::save_user))
         .route("/admin/audit", get(admin::audit))

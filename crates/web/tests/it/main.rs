@@ -7,4 +7,5 @@ mod api;
 mod browser;
 mod matrix;
 mod pages;
+mod produce;
 mod products;

@@ -16,6 +16,8 @@ pub const USER_PASSWORD: &str = "a long secret phrase";
 pub struct TestServer {
     pub base: String,
     db: Db,
+    /// The trace log's signing key this node uses.
+    pub trace_keys: shuxiang_trace::keys::TraceLogKeys,
     test_db: Option<TestDb>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -47,7 +49,7 @@ impl TestServer {
             signer: std::sync::Arc::new(signer),
             origin: "shuxiang.test/trace".into(),
         };
-        let state = shuxiang_web::new_state(db.clone(), WebConfig::default(), keys);
+        let state = shuxiang_web::new_state(db.clone(), WebConfig::default(), keys.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             shuxiang_web::serve(listener, state, async move {
@@ -59,6 +61,7 @@ impl TestServer {
         Self {
             base: format!("http://{addr}"),
             db,
+            trace_keys: keys,
             test_db: None,
             stop: Some(tx),
             task: Some(task),
@@ -75,6 +78,18 @@ impl TestServer {
         if let Some(t) = self.test_db.take() {
             t.finish().await;
         }
+    }
+
+    /// Signs a checkpoint of the trace log now, as the server's publisher
+    /// would within seconds.
+    pub async fn publish_checkpoint(&self) {
+        shuxiang_trace::log_store::publish_checkpoint(&self.db, &self.trace_keys.signer, &self.trace_keys.origin)
+            .await
+            .expect("checkpoint published");
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -10,6 +10,7 @@ mod alarms;
 mod epcis;
 mod ledger;
 mod logistics;
+mod produce;
 mod telemetry;
 
 /// The slices' specially checked routes.
@@ -20,6 +21,7 @@ fn slice_special() -> Vec<&'static str> {
         epcis::SPECIAL,
         ledger::SPECIAL,
         logistics::SPECIAL,
+        produce::SPECIAL,
     ]
     .concat()
 }
@@ -30,6 +32,7 @@ fn slice_rows(m: &mut HashMap<&'static str, Row>) {
     epcis::rows(m);
     ledger::rows(m);
     logistics::rows(m);
+    produce::rows(m);
 }
 
 async fn slice_fixtures(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
@@ -38,6 +41,7 @@ async fn slice_fixtures(srv: &TestServer, admin: &str, extra: &mut HashMap<&'sta
     epcis::fixture(srv, admin, extra).await;
     ledger::fixture(srv, admin, extra).await;
     logistics::fixture(srv, admin, extra).await;
+    produce::fixture(srv, admin, extra).await;
 }
 
 use std::collections::HashMap;
