@@ -146,13 +146,21 @@ impl AppState {
     }
 }
 
+/// Put into a response's extensions by a write that cannot touch cached
+/// users, tokens or regions (a device's telemetry), so device traffic does
+/// not empty the caches every user request relies on.
+#[derive(Debug, Clone, Copy)]
+pub struct KeepCaches;
+
 /// Clears this node's caches after every successful write, whatever route
 /// made it: sign-out, revocation, role or village-type changes take effect
-/// here at once, and no write path can forget to invalidate.
+/// here at once, and no write path can forget to invalidate. Only a
+/// response marked [`KeepCaches`] leaves them.
 pub async fn forget_on_write(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let write = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let resp = next.run(req).await;
-    if write && (resp.status().is_success() || resp.status().is_redirection()) {
+    let keep = resp.extensions().get::<KeepCaches>().is_some();
+    if write && !keep && (resp.status().is_success() || resp.status().is_redirection()) {
         state.auth_cache.clear();
         state.region_cache.clear();
     }

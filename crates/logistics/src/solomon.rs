@@ -19,8 +19,16 @@
 //! vehicles' shift. Travel distance and travel time are both the unrounded
 //! Euclidean distance, the convention of the best-known solutions in
 //! `data/vrptw/BKS.json` (C101's 828.94 is the unrounded 828.937).
+//!
+//! Also here, for the `shuxiang dispatch solve` command and the benchmark:
+//! solving an instance through the product's [`dispatch`](crate::dispatch)
+//! path ([`solve`]), the best-known solutions ([`BestKnown`]) and a
+//! feasibility checker ([`check`]) that works from the parsed file alone,
+//! independent of the dispatch model and the solver.
 
-use crate::dispatch::{Job, Matrix, Problem, TimeWindow, Vehicle};
+use std::collections::HashMap;
+
+use crate::dispatch::{self, DispatchError, Job, Matrix, Problem, Settings, TimeWindow, Vehicle};
 
 /// One row of the CUSTOMER table; row 0 is the depot.
 #[derive(Debug, Clone, PartialEq)]
@@ -217,25 +225,16 @@ impl Instance {
             end: depot.due_date,
         };
         Problem {
-            depot: 0,
-            vehicles: vec![
-                Vehicle {
-                    capacity: self.capacity,
-                    shift
-                };
-                self.vehicle_number
-            ],
+            vehicles: vec![Vehicle::new(0, vec![self.capacity], shift); self.vehicle_number],
             jobs: self.customers[1..]
                 .iter()
                 .enumerate()
-                .map(|(j, c)| Job {
-                    location: j + 1,
-                    demand: c.demand,
-                    window: TimeWindow {
+                .map(|(j, c)| {
+                    let window = TimeWindow {
                         start: c.ready_time,
                         end: c.due_date,
-                    },
-                    service: c.service_time,
+                    };
+                    Job::new(j + 1, vec![c.demand], window, c.service_time)
                 })
                 .collect(),
         }
@@ -248,6 +247,206 @@ impl Instance {
             .map(|route| route.iter().map(|&j| self.customers[j + 1].number).collect())
             .collect()
     }
+}
+
+/// A solved instance in the file's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solved {
+    /// Customer numbers (`CUST NO.`) in visiting order, one list per vehicle used.
+    pub routes: Vec<Vec<u32>>,
+    /// Customers no vehicle could serve.
+    pub unassigned: Vec<u32>,
+    pub distance: f64,
+}
+
+/// Solves `instance` through [`dispatch::solve_with`], as the product dispatches.
+pub fn solve(instance: &Instance, settings: &Settings) -> Result<Solved, DispatchError> {
+    let solution = dispatch::solve_with(&instance.problem(), &instance.matrix(), settings)?;
+    let unassigned = solution
+        .unassigned
+        .iter()
+        .map(|u| instance.customers[u.job + 1].number)
+        .collect();
+    Ok(Solved {
+        routes: instance.customer_numbers(&solution.job_routes()),
+        unassigned,
+        distance: solution.distance,
+    })
+}
+
+/// A best-known solution's vehicles and distance.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Deserialize)]
+pub struct Record {
+    #[serde(rename = "best_known_cost")]
+    pub distance: f64,
+    #[serde(rename = "solved_with_vehicles")]
+    pub vehicles: usize,
+}
+
+/// Best-known solutions as in `data/vrptw/BKS.json`: `NAME` is the record
+/// under the fewest-vehicles-first convention, `NAME_distance` (Solomon
+/// only, where it differs) the shortest distance regardless of vehicles.
+#[derive(Debug, Clone, Default)]
+pub struct BestKnown(HashMap<String, Record>);
+
+impl BestKnown {
+    pub fn parse(json: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(json).map(Self)
+    }
+
+    /// Where `BKS.json` sits for an instance file: beside it or one level up
+    /// (`data/vrptw/BKS.json` for `data/vrptw/solomon/C101.txt`).
+    pub fn find_near(instance: &std::path::Path) -> Option<std::path::PathBuf> {
+        let dir = instance.parent()?;
+        [dir.join("BKS.json"), dir.parent()?.join("BKS.json")]
+            .into_iter()
+            .find(|p| p.is_file())
+    }
+
+    /// Keys are matched without regard to case: the file spells Homberger
+    /// names in lower case, the instance files in upper case.
+    fn get(&self, key: &str) -> Option<Record> {
+        self.0
+            .get(key)
+            .or_else(|| self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, r)| r))
+            .copied()
+    }
+
+    /// The fewest-vehicles-first record of instance `name`.
+    pub fn vehicles_first(&self, name: &str) -> Option<Record> {
+        self.get(name)
+    }
+
+    /// The shortest-distance record `NAME_distance`, kept for Solomon only.
+    pub fn distance_only(&self, name: &str) -> Option<Record> {
+        self.get(&format!("{name}_distance"))
+    }
+
+    /// The shortest known distance: `NAME_distance` where the file has
+    /// one, else the fewest-vehicles record (the best known either way).
+    pub fn distance(&self, name: &str) -> Option<Record> {
+        self.distance_only(name).or_else(|| self.get(name))
+    }
+}
+
+/// The report `shuxiang dispatch solve` prints: the instance, our vehicles,
+/// distance and time, and the gap to each best-known convention found.
+pub fn describe(instance: &Instance, solved: &Solved, seconds: f64, best: Option<&BestKnown>) -> String {
+    let name = &instance.name;
+    let mut lines = vec![
+        format!(
+            "instance {name}: {} customers, {} vehicles of capacity {}",
+            instance.customers.len() - 1,
+            instance.vehicle_number,
+            instance.capacity
+        ),
+        format!(
+            "solution: {} vehicles, distance {:.2}, {seconds:.1} s",
+            solved.routes.len(),
+            solved.distance
+        ),
+    ];
+    if !solved.unassigned.is_empty() {
+        lines.push(format!("unassigned customers: {:?}", solved.unassigned));
+    }
+    let vehicles = solved.routes.len() as i64;
+    let compare = |label: &str, record: Record| {
+        format!(
+            "best known ({label}): {} vehicles, distance {:.2}; ours {:+} vehicles, gap {:+.2} %",
+            record.vehicles,
+            record.distance,
+            vehicles - record.vehicles as i64,
+            gap(solved.distance, record.distance)
+        )
+    };
+    let records = best.map(|b| (b.distance_only(name), b.vehicles_first(name)));
+    if let Some((Some(record), _)) = records {
+        lines.push(compare("shortest distance", record));
+    }
+    if let Some((_, Some(record))) = records {
+        lines.push(compare("fewest vehicles first", record));
+    }
+    if !matches!(records, Some((Some(_), _) | (_, Some(_)))) {
+        lines.push(format!("best known: {name} is not in the best-known file"));
+    }
+    lines.join("\n") + "\n"
+}
+
+/// Percentage by which `value` exceeds `best`.
+pub fn gap(value: f64, best: f64) -> f64 {
+    100.0 * (value - best) / best
+}
+
+/// Why [`check`] rejected a solution.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("infeasible: {0}")]
+pub struct Infeasible(pub String);
+
+/// Time windows are compared with this slack against rounding of summed legs.
+const CHECK_EPSILON: f64 = 1e-6;
+
+/// Checks routes of customer numbers against the instance as written in its
+/// file (every customer exactly once, at most the instance's vehicles, loads
+/// within capacity, service starting within each window, back at the depot
+/// by its due date) and returns their total Euclidean distance. Uses only
+/// the parsed rows, never the dispatch model, so it can judge the solver.
+pub fn check(instance: &Instance, routes: &[Vec<u32>]) -> Result<f64, Infeasible> {
+    let fail = |message: String| Err(Infeasible(message));
+    let depot = &instance.customers[0];
+    let by_number: HashMap<u32, &Customer> = instance.customers[1..].iter().map(|c| (c.number, c)).collect();
+    if routes.len() > instance.vehicle_number {
+        return fail(format!(
+            "{} routes but only {} vehicles",
+            routes.len(),
+            instance.vehicle_number
+        ));
+    }
+    let mut visits: HashMap<u32, usize> = HashMap::new();
+    let mut total = 0.0;
+    for (r, route) in routes.iter().enumerate() {
+        if route.is_empty() {
+            return fail(format!("route {r} is empty"));
+        }
+        let (mut time, mut load, mut at) = (depot.ready_time, 0u64, depot);
+        for &number in route {
+            let Some(&customer) = by_number.get(&number) else {
+                return fail(format!("route {r}: {number} is not a customer"));
+            };
+            *visits.entry(number).or_insert(0) += 1;
+            let leg = (at.x - customer.x).hypot(at.y - customer.y);
+            total += leg;
+            time += leg;
+            if time > customer.due_date + CHECK_EPSILON {
+                return fail(format!(
+                    "route {r}: arrives at {number} at {time}, due {}",
+                    customer.due_date
+                ));
+            }
+            time = time.max(customer.ready_time) + customer.service_time;
+            load += u64::from(customer.demand);
+            at = customer;
+        }
+        if load > u64::from(instance.capacity) {
+            return fail(format!("route {r}: load {load} exceeds capacity {}", instance.capacity));
+        }
+        let back = (at.x - depot.x).hypot(at.y - depot.y);
+        total += back;
+        if time + back > depot.due_date + CHECK_EPSILON {
+            return fail(format!(
+                "route {r}: back at the depot at {}, due {}",
+                time + back,
+                depot.due_date
+            ));
+        }
+    }
+    for customer in &instance.customers[1..] {
+        match visits.get(&customer.number) {
+            Some(1) => {}
+            Some(n) => return fail(format!("customer {} visited {n} times", customer.number)),
+            None => return fail(format!("customer {} not visited", customer.number)),
+        }
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -272,6 +471,73 @@ mod tests {
         assert_eq!(problem.vehicles.len(), 2);
         assert_eq!(problem.jobs[1].location, 2);
         assert_eq!(instance.customer_numbers(&[vec![1, 0]]), vec![vec![2, 1]]);
+    }
+
+    #[test]
+    fn checker_measures_feasible_routes_and_names_the_broken_rule() {
+        let instance = parse(SMALL).unwrap();
+        // depot (0,0); customer 1 at (3,4), 5 units, due 50, service 10; customer 2 at (6,8), 5 units, opens 10
+        // one route: 5 + 5 + 10 = 20; arrives at 1 at 5, leaves 15, at 2 at 20, leaves 30, home at 40
+        assert_eq!(check(&instance, &[vec![1, 2]]), Ok(20.0));
+        assert_eq!(check(&instance, &[vec![2], vec![1]]), Ok(30.0));
+        let fails = |routes: &[Vec<u32>]| check(&instance, routes).unwrap_err().0;
+        assert!(fails(&[vec![1], vec![2], vec![]]).contains("3 routes but only 2 vehicles"));
+        assert!(fails(&[vec![1, 2], vec![]]).contains("route 1 is empty"));
+        let tight = parse(&SMALL.replace("1 3 4 5 0 50 10", "1 3 4 5 0 4 10")).unwrap();
+        assert!(
+            check(&tight, &[vec![1, 2]])
+                .unwrap_err()
+                .0
+                .contains("arrives at 1 at 5, due 4")
+        );
+        let early_home = parse(&SMALL.replace("0 0 0 0 0 100 0", "0 0 0 0 0 39 0")).unwrap();
+        assert!(
+            check(&early_home, &[vec![1, 2]])
+                .unwrap_err()
+                .0
+                .contains("back at the depot at 40")
+        );
+        let heavy = parse(&SMALL.replace("2 6 8 5 10 60 10", "2 6 8 6 10 60 10")).unwrap();
+        assert!(
+            check(&heavy, &[vec![1, 2]])
+                .unwrap_err()
+                .0
+                .contains("load 11 exceeds capacity 10")
+        );
+    }
+
+    #[test]
+    fn describe_reports_both_conventions() {
+        let instance = parse(SMALL).unwrap();
+        let solved = Solved {
+            routes: vec![vec![1], vec![2]],
+            unassigned: vec![],
+            distance: 30.0,
+        };
+        let best = BestKnown::parse(
+            r#"{"T1": {"best_known_cost": 25.0, "solved_with_vehicles": 1},
+                "T1_distance": {"best_known_cost": 24.0, "solved_with_vehicles": 2}}"#,
+        )
+        .unwrap();
+        let text = describe(&instance, &solved, 1.3, Some(&best));
+        assert!(
+            text.contains("instance T1: 2 customers, 2 vehicles of capacity 10"),
+            "{text}"
+        );
+        assert!(text.contains("solution: 2 vehicles, distance 30.00, 1.3 s"), "{text}");
+        // 30 against 24 is 25 % over; against 25 it is 20 % over with one vehicle more
+        assert!(
+            text.contains("best known (shortest distance): 2 vehicles, distance 24.00; ours +0 vehicles, gap +25.00 %"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "best known (fewest vehicles first): 1 vehicles, distance 25.00; ours +1 vehicles, gap +20.00 %"
+            ),
+            "{text}"
+        );
+        let text = describe(&instance, &solved, 1.0, Some(&BestKnown::default()));
+        assert!(text.contains("T1 is not in the best-known file"), "{text}");
     }
 
     #[test]

@@ -34,6 +34,25 @@ pub struct Config {
     /// Seconds between attempts to sign a checkpoint of the trace log (one
     /// is only stored when the log grew); 0 disables publishing on this node.
     pub trace_checkpoint_interval_seconds: u64,
+    /// Address of the embedded MQTT endpoint for devices (v3.1.1 and v5).
+    pub mqtt_listen: SocketAddr,
+    /// `mqtt://host:port` of an external broker cluster: the node then
+    /// consumes devices' telemetry with a shared subscription instead of
+    /// listening itself. Empty: the embedded endpoint.
+    pub mqtt_broker: String,
+    /// Shared-subscription group of the nodes consuming one broker.
+    pub mqtt_share_group: String,
+    /// Days raw telemetry points are kept (0: for ever).
+    pub telemetry_raw_days: u32,
+    /// Days 1-minute roll-ups are kept (0: for ever).
+    pub telemetry_minute_days: u32,
+    /// Days hourly roll-ups are kept (0: for ever).
+    pub telemetry_hour_days: u32,
+    /// Days daily roll-ups are kept (0: for ever).
+    pub telemetry_day_days: u32,
+    /// Seconds between compaction, roll-up and retention runs; 0 disables
+    /// them on this node.
+    pub telemetry_maintenance_interval_seconds: u64,
     /// Log filter, e.g. `info` or `shuxiang_web=debug,info`.
     pub log: String,
 }
@@ -50,6 +69,14 @@ impl Default for Config {
             cache_ttl_seconds: 60,
             trace_log_origin: "shuxiang.local/trace".into(),
             trace_checkpoint_interval_seconds: 10,
+            mqtt_listen: "127.0.0.1:1883".parse().expect("valid default address"),
+            mqtt_broker: String::new(),
+            mqtt_share_group: "shuxiang".into(),
+            telemetry_raw_days: 365,
+            telemetry_minute_days: 365,
+            telemetry_hour_days: 5 * 365,
+            telemetry_day_days: 0,
+            telemetry_maintenance_interval_seconds: 60,
             log: "info".into(),
         }
     }
@@ -71,6 +98,8 @@ pub struct Overrides {
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_listen: Option<SocketAddr>,
 }
 
 pub fn load(file: Option<&std::path::Path>, flags: &Overrides) -> Result<Config, figment::Error> {

@@ -5,6 +5,7 @@
 mod config;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
@@ -17,6 +18,12 @@ use shuxiang_trace::api::InclusionProofBody;
 use shuxiang_trace::checkpoint::Verifier;
 use shuxiang_trace::keys::TraceLogKeys;
 use shuxiang_trace::log_store;
+use shuxiang_telemetry::alarm::engine::{AlarmEngine, run_offline_detector};
+use shuxiang_telemetry::alarm::notify::run_webhook_deliverer;
+use shuxiang_telemetry::alarm::{Clock, SystemClock};
+use shuxiang_telemetry::gateway::TelemetrySink;
+use shuxiang_telemetry::ingest::{TelemetryConfig, TelemetryState};
+use shuxiang_telemetry::store::Retention;
 use shuxiang_web::WebConfig;
 
 use crate::config::{Config, Overrides};
@@ -48,6 +55,14 @@ enum Command {
         /// Address to listen on (port 0 picks a free port).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Address of the embedded MQTT endpoint for devices (port 0 picks
+        /// a free port).
+        #[arg(long)]
+        mqtt: Option<std::net::SocketAddr>,
+        /// Add simulated devices in a few Jiangxi villages that report
+        /// realistic values every few seconds.
+        #[arg(long)]
+        demo: bool,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -63,6 +78,38 @@ enum Command {
     /// Check the trace log's proofs (offline, no database).
     #[command(subcommand)]
     Trace(TraceCommand),
+    /// Vehicle dispatch (调度) tools (offline, no database).
+    #[command(subcommand)]
+    Dispatch(DispatchCommand),
+}
+
+#[derive(Subcommand)]
+enum DispatchCommand {
+    /// Solve a Solomon-format VRPTW instance through the product's dispatch
+    /// and compare it with the best known (BKS.json beside or above the file).
+    Solve {
+        /// The instance file (Solomon / Gehring & Homberger text format).
+        #[arg(long)]
+        solomon: PathBuf,
+        /// Search time limit in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        time_limit: f64,
+        /// distance: shortest total distance; vehicles: fewest vehicles, then distance.
+        #[arg(long, value_enum, default_value = "distance")]
+        objective: DispatchObjective,
+        /// Write {"routes": [[customer numbers in visiting order], ...]} to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Best-known solutions file (default: BKS.json beside or above the instance).
+        #[arg(long)]
+        bks: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum DispatchObjective {
+    Distance,
+    Vehicles,
 }
 
 #[derive(Subcommand)]
@@ -137,13 +184,18 @@ enum TokenCommand {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let listen = match &cli.command {
-        Command::Serve { listen } => *listen,
+        Command::Serve { listen, .. } => *listen,
+        _ => None,
+    };
+    let mqtt_listen = match &cli.command {
+        Command::Serve { mqtt, .. } => *mqtt,
         _ => None,
     };
     let flags = Overrides {
         data_dir: cli.data_dir.clone(),
         listen,
         database: cli.database.clone(),
+        mqtt_listen,
     };
     let cfg = config::load(cli.config.as_deref(), &flags).context("reading the configuration")?;
     tracing_subscriber::fmt()
@@ -175,7 +227,8 @@ async fn run(command: Command, cfg: Config) -> Result<()> {
     match command {
         // Offline: consumers run it without any database.
         Command::Trace(TraceCommand::Verify(v)) => verify_proof(&v),
-        Command::Serve { .. } => serve(cfg).await,
+        Command::Dispatch(cmd) => dispatch(cmd),
+        Command::Serve { demo, .. } => serve(cfg, demo).await,
         Command::Migrate => {
             let db = open_db(&cfg).await?;
             println!("migrations applied ({})", db.backend().as_str());
@@ -197,7 +250,56 @@ async fn run(command: Command, cfg: Config) -> Result<()> {
     }
 }
 
-async fn serve(cfg: Config) -> Result<()> {
+fn dispatch(cmd: DispatchCommand) -> Result<()> {
+    use shuxiang_logistics::dispatch::{Objective, Settings};
+    use shuxiang_logistics::solomon::{self, BestKnown};
+
+    let DispatchCommand::Solve {
+        solomon: path,
+        time_limit,
+        objective,
+        output,
+        bks,
+    } = cmd;
+    if !(time_limit > 0.0 && time_limit.is_finite()) {
+        bail!("--time-limit must be a positive number of seconds");
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let instance = solomon::parse(&text).with_context(|| path.display().to_string())?;
+    let best = match bks.or_else(|| BestKnown::find_near(&path)) {
+        Some(file) => Some(
+            std::fs::read_to_string(&file)
+                .map_err(anyhow::Error::from)
+                .and_then(|json| Ok(BestKnown::parse(&json)?))
+                .with_context(|| format!("reading {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let settings = Settings {
+        objective: match objective {
+            DispatchObjective::Distance => Objective::Distance,
+            DispatchObjective::Vehicles => Objective::Vehicles,
+        },
+        ..Settings::new(Duration::from_secs_f64(time_limit))
+    };
+    let started = std::time::Instant::now();
+    let solved = solomon::solve(&instance, &settings)?;
+    print!(
+        "{}",
+        solomon::describe(&instance, &solved, started.elapsed().as_secs_f64(), best.as_ref())
+    );
+    if let Some(output) = output {
+        let json = serde_json::json!({ "routes": solved.routes });
+        std::fs::write(&output, format!("{json}\n")).with_context(|| format!("writing {}", output.display()))?;
+    }
+    if !solved.unassigned.is_empty() {
+        bail!("{} customer(s) could not be served", solved.unassigned.len());
+    }
+    solomon::check(&instance, &solved.routes).context("the solution fails the feasibility check")?;
+    Ok(())
+}
+
+async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let db = open_db(&cfg).await?;
     if import::load_shipped_jiangxi(&db)
         .await
@@ -224,24 +326,138 @@ async fn serve(cfg: Config) -> Result<()> {
             cfg.listen
         ),
     };
+    // Devices connect to the embedded endpoint unless the node consumes an
+    // external broker; a taken port stops the start like the web port does.
+    let gateway = if cfg.mqtt_broker.is_empty() {
+        Some(shuxiang_mqtt::bind(cfg.mqtt_listen).await.map_err(|e| {
+            anyhow::anyhow!("{e} (--mqtt)")
+        })?)
+    } else {
+        None
+    };
     let keys =
         TraceLogKeys::load(&cfg.data_dir, &cfg.trace_log_origin).context("loading the trace log's signing key")?;
-    let publisher = (cfg.trace_checkpoint_interval_seconds > 0).then(|| {
-        tokio::spawn(publish_checkpoints(
-            db.clone(),
-            keys.clone(),
-            Duration::from_secs(cfg.trace_checkpoint_interval_seconds),
-        ))
-    });
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let mut background = tokio::task::JoinSet::new();
+    if cfg.trace_checkpoint_interval_seconds > 0 {
+        let (db, keys) = (db.clone(), keys.clone());
+        let every = Duration::from_secs(cfg.trace_checkpoint_interval_seconds);
+        let stop = until_stopped();
+        background.spawn(async move {
+            tokio::select! {
+                () = publish_checkpoints(db, keys, every) => {}
+                () = stop => {}
+            }
+        });
+    }
+
+    let retention = telemetry_retention(&cfg);
+    let telemetry = TelemetryState::new(
+        db.clone(),
+        TelemetryConfig {
+            retention: retention.clone(),
+            ..Default::default()
+        },
+    );
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let engine = AlarmEngine::start(db.clone(), clock.clone())
+        .await
+        .context("starting the alarm engine")?;
+    telemetry
+        .set_alarm_engine(engine.clone())
+        .context("starting the alarm engine")?;
+    background.spawn(run_offline_detector(engine, until_stopped()));
+    background.spawn(run_webhook_deliverer(db.clone(), clock, until_stopped()));
+    // Maintenance runs beside the web server in this task rather than
+    // spawned: it ends with the server and needs no thread of its own.
+    let maintenance = maintain_telemetry(
+        db.clone(),
+        retention,
+        cfg.telemetry_maintenance_interval_seconds,
+    );
+    let sink = Arc::new(TelemetrySink::new(telemetry.clone()));
+    match gateway {
+        Some(listener) => {
+            println!("MQTT devices: mqtt://{}", listener.local_addr());
+            let stop = until_stopped();
+            background.spawn(async move {
+                if let Err(e) = shuxiang_mqtt::serve(listener, sink, stop).await {
+                    tracing::error!(error = %e, "the MQTT device gateway stopped");
+                }
+            });
+        }
+        None => {
+            let (url, group, stop) = (cfg.mqtt_broker.clone(), cfg.mqtt_share_group.clone(), until_stopped());
+            background.spawn(async move {
+                if let Err(e) = shuxiang_mqtt::consume_shared(&url, &group, sink, stop).await {
+                    tracing::error!(error = %e, "consuming telemetry from the MQTT broker stopped");
+                }
+            });
+        }
+    }
+    if demo {
+        background.spawn(shuxiang_telemetry::demo::run(telemetry.clone(), DEMO_INTERVAL, until_stopped()));
+    }
+
     let addr = listener.local_addr()?;
     println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
-    let state = shuxiang_web::new_state(db.clone(), web, keys);
-    let served = shuxiang_web::serve(listener, state, shutdown_signal()).await;
-    if let Some(p) = publisher {
-        p.abort();
-    }
+    let state = shuxiang_web::new_state(db.clone(), web, keys).with_slice(telemetry);
+    let server = shuxiang_web::serve(listener, state, async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let served = tokio::select! {
+        served = server => served,
+        () = maintenance => unreachable!("maintenance runs until the server stops"),
+    };
+    // Background work gets a moment to finish what it holds (the gateway
+    // acknowledges what it committed), then is cut off.
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while background.join_next().await.is_some() {}
+    })
+    .await;
+    background.abort_all();
     db.close().await;
     Ok(served?)
+}
+
+/// How often `--demo` devices report.
+const DEMO_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Retention from the settings, where 0 days means for ever.
+fn telemetry_retention(cfg: &Config) -> Retention {
+    let days = |d: u32| (d > 0).then_some(d);
+    Retention {
+        raw_days: days(cfg.telemetry_raw_days),
+        minute_days: days(cfg.telemetry_minute_days),
+        hour_days: days(cfg.telemetry_hour_days),
+        day_days: days(cfg.telemetry_day_days),
+        ..Retention::default()
+    }
+}
+
+/// Compacts telemetry, writes roll-ups and applies retention every
+/// `interval_seconds` (never when 0); like checkpoints, a failed run is
+/// retried at the next tick.
+async fn maintain_telemetry(db: Db, retention: Retention, interval_seconds: u64) {
+    if interval_seconds == 0 {
+        return std::future::pending().await;
+    }
+    let mut ticks = tokio::time::interval(Duration::from_secs(interval_seconds));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = chrono::Utc::now().timestamp_millis();
+        if let Err(e) = shuxiang_telemetry::store::maintain(&db, now, &retention).await {
+            tracing::warn!(error = %e, "telemetry maintenance failed; retrying at the next interval");
+        }
+    }
 }
 
 /// Signs a checkpoint of the trace log every `interval` if it grew. Failures

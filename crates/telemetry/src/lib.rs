@@ -5,8 +5,12 @@
 
 pub mod alarm;
 pub mod api;
+pub mod demo;
+pub mod devices;
+pub mod gateway;
 pub mod ingest;
 pub mod model;
 pub mod payload;
 pub mod series;
 pub mod store;
+pub mod writer;

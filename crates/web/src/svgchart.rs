@@ -14,7 +14,7 @@ pub const CHART_HEIGHT: f64 = 240.0;
 /// Room for the value labels on the left and the time labels below.
 const LEFT: f64 = 48.0;
 const RIGHT: f64 = 8.0;
-const TOP: f64 = 10.0;
+const TOP: f64 = 20.0;
 const BOTTOM: f64 = 24.0;
 /// China Standard Time, in milliseconds east of UTC.
 const CST_OFFSET_MS: i64 = 8 * 3_600_000;
@@ -89,6 +89,10 @@ pub fn render(chart: &Chart) -> String {
     }
     for (ts, label) in time_ticks(chart.from_ms, to_ms) {
         let x = scale.x(ts);
+        // A label centred this close to the right edge would be cut off.
+        if x > CHART_WIDTH - RIGHT - 18.0 {
+            continue;
+        }
         let _ = write!(
             svg,
             r#"<line x1="{x:.1}" x2="{x:.1}" y1="{TOP}" y2="{}"/><text x="{x:.1}" y="{}" text-anchor="middle">{label}</text>"#,
@@ -97,7 +101,7 @@ pub fn render(chart: &Chart) -> String {
         );
     }
     if !chart.unit.is_empty() {
-        let _ = write!(svg, r#"<text x="4" y="{}" class="unit">{}</text>"#, TOP + 4.0, escape(chart.unit));
+        let _ = write!(svg, r#"<text x="4" y="12" class="unit">{}</text>"#, escape(chart.unit));
     }
     svg.push_str("</g>");
 

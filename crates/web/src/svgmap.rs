@@ -160,9 +160,10 @@ pub fn region_map(
     Some(svg)
 }
 
-/// A small unlinked outline of one region, with a dot at `marker` (lon,
-/// lat) when given: where a consumer's produce was grown in its county.
-pub fn outline(id: &str, aria_label: &str, shape: &MultiPolygon<f64>, marker: Option<(f64, f64)>) -> Option<String> {
+/// A small unlinked outline of one region, with a dot at each of `markers`
+/// (lon, lat): where a consumer's produce was grown in its county, where a
+/// village's devices stand.
+pub fn outline(id: &str, aria_label: &str, shape: &MultiPolygon<f64>, markers: &[(f64, f64)]) -> Option<String> {
     let proj = Projection::fit(shape.bounding_rect()?, OUTLINE_WIDTH)?;
     let d = path_data(&proj.project(shape, SIMPLIFY_PX));
     if d.is_empty() {
@@ -171,8 +172,8 @@ pub fn outline(id: &str, aria_label: &str, shape: &MultiPolygon<f64>, marker: Op
     let mut svg = String::new();
     open_svg(&mut svg, id, "outline", aria_label, OUTLINE_WIDTH, proj.height);
     let _ = write!(svg, "<path d=\"{d}\"/>");
-    if let Some((lon, lat)) = marker {
-        let (x, y) = proj.point(lon, lat);
+    for (lon, lat) in markers {
+        let (x, y) = proj.point(*lon, *lat);
         let _ = write!(svg, "<circle class=\"marker\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"6\"/>");
     }
     svg.push_str("</svg>");
@@ -439,7 +440,7 @@ mod tests {
     #[test]
     fn the_marker_lands_where_its_coordinates_are() {
         // The square spans lon 10–11, lat 59.5–60.5; its centre is the middle.
-        let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), Some((10.5, 60.0))).unwrap();
+        let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), &[(10.5, 60.0)]).unwrap();
         let attr = |name: &str| -> f64 {
             svg.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
         };
@@ -451,7 +452,7 @@ mod tests {
     #[test]
     fn projection_keeps_the_aspect_of_the_region() {
         // A square in degrees at 60°N is half as wide as tall on the ground.
-        let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), None).unwrap();
+        let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), &[]).unwrap();
         let height: f64 = svg
             .split("viewBox=\"0 0 240 ")
             .nth(1)

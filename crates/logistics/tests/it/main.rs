@@ -1,1 +1,11 @@
 //! Integration tests of the logistics slice on each backend.
+
+mod support;
+
+mod coldchain;
+mod network;
+mod plans;
+mod report;
+mod shipments;
+mod solomon_bks;
+mod stats;

@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{Value, json};
 
+mod dispatch;
+mod telemetry;
+
 const BIN: &str = env!("CARGO_BIN_EXE_shuxiang");
 
 fn data_dir(rel: &str) -> std::path::PathBuf {
@@ -18,6 +21,8 @@ fn data_dir(rel: &str) -> std::path::PathBuf {
 struct Server {
     child: Child,
     base: String,
+    /// `host:port` of its embedded MQTT endpoint.
+    mqtt: String,
     printed: Vec<String>,
 }
 
@@ -30,7 +35,7 @@ impl Drop for Server {
 
 fn serve(dir: &Path, admin_password: Option<&str>) -> Server {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
@@ -42,14 +47,23 @@ fn serve(dir: &Path, admin_password: Option<&str>) -> Server {
     let mut child = cmd.spawn().expect("spawn shuxiang serve");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
+    let mut mqtt = String::new();
     let base = loop {
         let line = lines.next().expect("serve exited before listening").unwrap();
         if let Some(rest) = line.strip_prefix("Shuxiang listening on ") {
             break rest.split_whitespace().next().unwrap().to_string();
         }
+        if let Some(rest) = line.strip_prefix("MQTT devices: mqtt://") {
+            mqtt = rest.trim().to_string();
+        }
         printed.push(line);
     };
-    Server { child, base, printed }
+    Server {
+        child,
+        base,
+        mqtt,
+        printed,
+    }
 }
 
 async fn login(base: &str, user: &str, password: &str) -> reqwest::Response {
@@ -125,7 +139,7 @@ fn a_taken_port_is_a_clear_error() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--listen", &addr, "--data-dir"])
+        .args(["serve", "--listen", &addr, "--mqtt", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .env("SHUXIANG_ADMIN_PASSWORD", "some long password")
         .output()

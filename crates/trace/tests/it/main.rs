@@ -5,7 +5,11 @@
 mod api;
 mod checkpoint;
 mod epcis_hash;
+mod epcis_store;
+mod epcis_validate;
 mod label_code;
+mod ledger;
+mod ledger_stats;
 mod log_store;
 mod merkle;
 mod products;

@@ -7,11 +7,14 @@
 //! - `auth`: sign-in, sign-out, the start page
 //! - `regions`: region pages at every level, village types, search
 //! - `admin`: users (list, creation, editing), the audit log, API tokens
+//! - `monitoring`: IoT dashboards (devices on the map, latest values,
+//!   charts, alarms, the county overview)
 //! - `trace`: the consumer's page of a scanned trace code
 
 mod admin;
 mod auth;
 mod common;
+mod monitoring;
 mod regions;
 mod trace;
 
@@ -33,6 +36,9 @@ pub fn router() -> Router<AppState> {
         .route("/regions/{code}/village-type", post(regions::set_type))
         .route("/search", get(regions::search))
         .route("/t/{code}", get(trace::trace_page))
+        .route("/monitoring", get(monitoring::dashboard))
+        .route("/monitoring/devices/{id}", get(monitoring::device_page))
+        .route("/monitoring/alarms/{id}/{action}", post(monitoring::alarm_action))
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", get(admin::edit_user).post(admin::save_user))
         .route("/admin/audit", get(admin::audit))

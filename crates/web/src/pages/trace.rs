@@ -181,7 +181,7 @@ async fn origin(state: &AppState, scanned: &Scanned) -> Result<(String, Option<S
         .and_then(|b| svgmap::parse_boundary(&b.simplified))
         .and_then(|shape| {
             let marker = scanned.lon.zip(scanned.lat);
-            svgmap::outline("origin-map", &names.join(" "), &shape, marker)
+            svgmap::outline("origin-map", &names.join(" "), &shape, marker.as_slice())
         });
     Ok((names.join(" › "), map))
 }

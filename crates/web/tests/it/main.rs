@@ -3,9 +3,16 @@
 
 mod support;
 
+mod alarms;
 mod api;
 mod browser;
+mod coldchain;
+mod epcis;
+mod ledger;
+mod logistics;
 mod matrix;
+mod monitoring;
 mod pages;
 mod produce;
 mod products;
+mod telemetry;

@@ -1,0 +1,625 @@
+//! 调度计划 dispatch plans: for a depot and a day, village collection runs
+//! of the depot's vehicles through the booked pickups of its county, solved
+//! by [`crate::dispatch`] (vrp-core), stored as plan → route → stops, with
+//! the pickups no vehicle could take and why. Planned shipments move from
+//! booked to planned on their vehicle.
+//!
+//! The model, kept simple so a planner can check it by hand:
+//! - Each booked shipment of the county whose `[ready_at, deadline]` overlaps
+//!   the day becomes a pickup at its origin, unloaded at the depot (the
+//!   onward trip to a city warehouse or buyer is not routed here).
+//! - Time is minutes after local midnight (China, UTC+8); a pickup's window
+//!   is its ready time to its deadline, clipped to the day; vehicles work
+//!   their shift.
+//! - Capacity has two dimensions, kg and litres (m³ × 1000): demands round
+//!   up, capacities round down, and what a vehicle already carries
+//!   (planned, picked-up or in-transit shipments) is taken off its capacity.
+//! - Temperature: chilled goods need the skill `reefer` (chilled and frozen
+//!   vehicles), frozen goods need `frozen` (frozen vehicles only), ambient
+//!   goods none — the same rule as [`TemperatureClass::can_carry`].
+//! - Distances are great-circle (haversine) kilometres times a road factor;
+//!   travel time is distance over an average speed.
+
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use sea_query::{Expr, ExprTrait, Iden, Order, Query};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use shuxiang_core::audit::{self, AuditEvent};
+use shuxiang_core::auth::{Actor, Principal};
+use shuxiang_core::time::{Timestamp, now};
+use shuxiang_core::{CoreError, Db, RegionCode};
+
+use crate::coldchain::TemperatureClass;
+use crate::dispatch::{self, Job, JobKind, Matrix, Problem, TimeWindow};
+use crate::network::{self, Vehicle};
+use crate::shipments::{self, OPERATORS, Shipment};
+
+/// Mean Earth radius (IUGG), km.
+const EARTH_RADIUS_KM: f64 = 6371.0088;
+/// China Standard Time, the clock shifts and days are kept in.
+const CHINA_OFFSET_S: i32 = 8 * 3600;
+const MINUTES_PER_DAY: f64 = 1440.0;
+
+#[derive(Iden)]
+enum LogisticsPlans {
+    Table,
+    Id,
+    DepotSiteId,
+    RegionCode,
+    Day,
+    RoadFactor,
+    SpeedKmh,
+    DistanceKm,
+    CreatedBy,
+    CreatedAt,
+}
+
+#[derive(Iden)]
+enum LogisticsPlanRoutes {
+    Table,
+    PlanId,
+    VehicleId,
+    StartMin,
+    EndMin,
+    DistanceKm,
+}
+
+#[derive(Iden)]
+enum LogisticsPlanStops {
+    Table,
+    PlanId,
+    VehicleId,
+    Seq,
+    ShipmentId,
+    ArrivalMin,
+    DepartureMin,
+}
+
+#[derive(Iden)]
+enum LogisticsPlanUnassigned {
+    Table,
+    PlanId,
+    ShipmentId,
+    Reason,
+}
+
+/// What to plan, and how distances and times are estimated.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    pub depot_site_id: i64,
+    /// The local (UTC+8) day to plan.
+    pub day: NaiveDate,
+    /// Road distance over great-circle distance (default 1.3).
+    #[serde(default)]
+    pub road_factor: Option<f64>,
+    /// Average speed, km/h (default 40).
+    #[serde(default)]
+    pub speed_kmh: Option<f64>,
+    /// Minutes spent loading at each pickup (default 10).
+    #[serde(default)]
+    pub service_min: Option<f64>,
+    /// Seconds the solver may search (default 5, at most 60).
+    #[serde(default)]
+    pub time_limit_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedStop {
+    pub shipment_id: i64,
+    pub arrival: Timestamp,
+    pub departure: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedRoute {
+    pub vehicle_id: i64,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub distance_km: f64,
+    pub stops: Vec<PlannedStop>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnassignedShipment {
+    pub shipment_id: i64,
+    /// `time_window`, `capacity`, `skills` (no vehicle of the right
+    /// temperature class), `max_distance`, `max_duration` or `unknown`.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub id: i64,
+    pub depot_site_id: i64,
+    pub region_code: String,
+    pub day: String,
+    pub road_factor: f64,
+    pub speed_kmh: f64,
+    pub distance_km: f64,
+    pub routes: Vec<PlannedRoute>,
+    pub unassigned: Vec<UnassignedShipment>,
+    pub created_by: i64,
+    pub created_at: Timestamp,
+}
+
+/// Midnight starting `day` in China (UTC+8, no daylight saving), as UTC.
+fn local_midnight(day: NaiveDate) -> Timestamp {
+    let offset = chrono::Duration::seconds(i64::from(CHINA_OFFSET_S));
+    day.and_time(chrono::NaiveTime::MIN).and_utc() - offset
+}
+
+/// Great-circle distance between two (lon, lat) points in km.
+pub fn haversine_km(a: (f64, f64), b: (f64, f64)) -> f64 {
+    let (lon1, lat1) = (a.0.to_radians(), a.1.to_radians());
+    let (lon2, lat2) = (b.0.to_radians(), b.1.to_radians());
+    let h = ((lat2 - lat1) / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * ((lon2 - lon1) / 2.0).sin().powi(2);
+    2.0 * EARTH_RADIUS_KM * h.sqrt().asin()
+}
+
+/// Distance (km) and travel-time (minutes) matrices between `points`.
+pub fn road_matrix(points: &[(f64, f64)], road_factor: f64, speed_kmh: f64) -> Result<Matrix, CoreError> {
+    let n = points.len();
+    let mut distances = Vec::with_capacity(n * n);
+    for a in points {
+        for b in points {
+            distances.push(haversine_km(*a, *b) * road_factor);
+        }
+    }
+    let durations = distances.iter().map(|d| d / speed_kmh * 60.0).collect();
+    Matrix::new(n, distances, durations).map_err(|e| CoreError::Internal(e.to_string()))
+}
+
+fn minutes(clock: &str) -> f64 {
+    let (h, m) = clock.split_once(':').unwrap_or(("0", "0"));
+    h.parse::<f64>().unwrap_or(0.0) * 60.0 + m.parse::<f64>().unwrap_or(0.0)
+}
+
+fn skills(class: TemperatureClass) -> Vec<String> {
+    match class {
+        TemperatureClass::Ambient => vec![],
+        TemperatureClass::Chilled => vec!["reefer".into()],
+        TemperatureClass::Frozen => vec!["frozen".into()],
+    }
+}
+
+fn vehicle_skills(class: TemperatureClass) -> Vec<String> {
+    match class {
+        TemperatureClass::Ambient => vec![],
+        TemperatureClass::Chilled => vec!["reefer".into()],
+        TemperatureClass::Frozen => vec!["reefer".into(), "frozen".into()],
+    }
+}
+
+fn bounded(
+    value: Option<f64>,
+    default: f64,
+    range: std::ops::RangeInclusive<f64>,
+    what: &str,
+) -> Result<f64, CoreError> {
+    let v = value.unwrap_or(default);
+    if v.is_finite() && range.contains(&v) {
+        Ok(v)
+    } else {
+        Err(CoreError::invalid(
+            "invalid_plan_settings",
+            format!("{what} must be between {} and {}, not {v}", range.start(), range.end()),
+        ))
+    }
+}
+
+/// The dispatch problem of a depot's vehicles (with their remaining
+/// capacity in kg and m³) and the day's pickups; location 0 is the depot,
+/// location `j + 1` the origin of pickup `j`. Times in minutes after
+/// `day_start`.
+pub fn build_problem(
+    vehicles: &[(Vehicle, f64, f64)],
+    pickups: &[Shipment],
+    day_start: Timestamp,
+    service_min: f64,
+) -> Problem {
+    let minute_of = |t: Timestamp| (t - day_start).num_seconds() as f64 / 60.0;
+    let vehicles = vehicles
+        .iter()
+        .map(|(v, kg, m3)| {
+            let mut dv = dispatch::Vehicle::new(
+                0,
+                vec![
+                    f64::max(*kg, 0.0).floor() as u32,
+                    (f64::max(*m3, 0.0) * 1000.0).floor() as u32,
+                ],
+                TimeWindow {
+                    start: minutes(&v.shift_start),
+                    end: minutes(&v.shift_end),
+                },
+            );
+            dv.skills = vehicle_skills(v.refrigeration);
+            dv
+        })
+        .collect();
+    let jobs = pickups
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            let start = minute_of(s.ready_at).clamp(0.0, MINUTES_PER_DAY);
+            let end = minute_of(s.deadline).clamp(0.0, MINUTES_PER_DAY);
+            let mut job = Job::new(
+                j + 1,
+                vec![s.weight_kg.ceil() as u32, (s.volume_m3 * 1000.0).ceil() as u32],
+                TimeWindow { start, end },
+                service_min,
+            );
+            job.kind = JobKind::Pickup;
+            job.skills = skills(s.temperature_class);
+            job
+        })
+        .collect();
+    Problem { vehicles, jobs }
+}
+
+/// Plans the day of a depot (see the module's model) and stores the plan;
+/// the caller must operate in the depot's county.
+pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest) -> Result<Plan, CoreError> {
+    caller.require_role(OPERATORS)?;
+    let road_factor = bounded(req.road_factor, 1.3, 1.0..=3.0, "road_factor")?;
+    let speed_kmh = bounded(req.speed_kmh, 40.0, 5.0..=120.0, "speed_kmh")?;
+    let service_min = bounded(req.service_min, 10.0, 0.0..=240.0, "service_min")?;
+    let time_limit_s = req.time_limit_s.unwrap_or(5);
+    if !(1..=60).contains(&time_limit_s) {
+        return Err(CoreError::invalid(
+            "invalid_plan_settings",
+            format!("time_limit_s must be 1 to 60, not {time_limit_s}"),
+        ));
+    }
+    let depot = match network::get_site(db, req.depot_site_id).await {
+        Ok(s) => s,
+        Err(CoreError::NotFound(m)) => return Err(CoreError::invalid("unknown_depot", m)),
+        Err(e) => return Err(e),
+    };
+    // The county the depot serves: its own region cut to the county level.
+    let county = RegionCode::parse(&depot.region_code[..depot.region_code.len().min(6)])
+        .map_err(|_| CoreError::Internal(format!("site {} has a bad region code", depot.id)))?;
+    caller.require(OPERATORS, &county)?;
+
+    let day_start = local_midnight(req.day);
+    let day_end = day_start + chrono::Duration::days(1);
+
+    let fleet = network::list_vehicles(
+        db,
+        &shuxiang_core::auth::operator(),
+        &network::VehicleQuery {
+            depot_site_id: Some(depot.id),
+            refrigeration: None,
+            limit: Some(1000),
+        },
+    )
+    .await?;
+    if fleet.is_empty() {
+        return Err(CoreError::invalid(
+            "no_vehicles",
+            format!("depot {} has no vehicles to plan", depot.id),
+        ));
+    }
+    let mut vehicles = Vec::with_capacity(fleet.len());
+    for v in fleet {
+        let (kg, m3) = shipments::committed_load(db, v.id).await?;
+        let (free_kg, free_m3) = (v.capacity_kg - kg, v.capacity_m3 - m3);
+        vehicles.push((v, free_kg, free_m3));
+    }
+    let pickups = shipments::booked_between(db, &county, day_start, day_end).await?;
+    let problem = build_problem(&vehicles, &pickups, day_start, service_min);
+    let points: Vec<(f64, f64)> = std::iter::once((depot.lon, depot.lat))
+        .chain(
+            pickups
+                .iter()
+                .map(|s| (s.origin.lon.unwrap_or(depot.lon), s.origin.lat.unwrap_or(depot.lat))),
+        )
+        .collect();
+    let matrix = road_matrix(&points, road_factor, speed_kmh)?;
+    let solution =
+        tokio::task::spawn_blocking(move || dispatch::solve(&problem, &matrix, Duration::from_secs(time_limit_s)))
+            .await
+            .map_err(|e| CoreError::Internal(format!("the solver stopped: {e}")))?
+            .map_err(|e| CoreError::Internal(format!("dispatch: {e}")))?;
+
+    let at = now();
+    let at_minute = |m: f64| day_start + chrono::Duration::milliseconds((m * 60_000.0).round() as i64);
+    let routes: Vec<PlannedRoute> = solution
+        .routes
+        .iter()
+        .map(|r| PlannedRoute {
+            vehicle_id: vehicles[r.vehicle].0.id,
+            start: at_minute(r.start),
+            end: at_minute(r.end),
+            distance_km: r.distance,
+            stops: r
+                .stops
+                .iter()
+                .map(|s| PlannedStop {
+                    shipment_id: pickups[s.job].id,
+                    arrival: at_minute(s.arrival),
+                    departure: at_minute(s.departure),
+                })
+                .collect(),
+        })
+        .collect();
+    let unassigned: Vec<UnassignedShipment> = solution
+        .unassigned
+        .iter()
+        .map(|u| UnassignedShipment {
+            shipment_id: pickups[u.job].id,
+            reason: u.reason.as_str().to_string(),
+        })
+        .collect();
+
+    let mut tx = db.begin().await?;
+    let ins = Query::insert()
+        .into_table(LogisticsPlans::Table)
+        .columns([
+            LogisticsPlans::DepotSiteId,
+            LogisticsPlans::RegionCode,
+            LogisticsPlans::Day,
+            LogisticsPlans::RoadFactor,
+            LogisticsPlans::SpeedKmh,
+            LogisticsPlans::DistanceKm,
+            LogisticsPlans::CreatedBy,
+            LogisticsPlans::CreatedAt,
+        ])
+        .values_panic([
+            depot.id.into(),
+            depot.region_code.as_str().into(),
+            req.day.to_string().into(),
+            road_factor.into(),
+            speed_kmh.into(),
+            solution.distance.into(),
+            caller.user_id.into(),
+            at.into(),
+        ])
+        .returning_col(LogisticsPlans::Id)
+        .to_owned();
+    let (id,): (i64,) = tx.fetch_one(&ins).await?;
+    // The solver saw each vehicle's room when planning began; if a shipment
+    // was planned onto one of the used vehicles since, the plan may no
+    // longer fit, so it is refused rather than overfilling the vehicle.
+    // Locked in id order, so two plans sharing vehicles cannot deadlock.
+    let mut used: Vec<usize> = solution.routes.iter().map(|r| r.vehicle).collect();
+    used.sort_by_key(|&v| vehicles[v].0.id);
+    for v in used {
+        let (vehicle, free_kg, free_m3) = &vehicles[v];
+        let (kg, m3) = shipments::locked_load(&mut tx, vehicle.id).await?;
+        if (vehicle.capacity_kg - kg - free_kg).abs() > 1e-6 || (vehicle.capacity_m3 - m3 - free_m3).abs() > 1e-6 {
+            return Err(CoreError::conflict(
+                "shipments_changed",
+                format!("vehicle {} was loaded while planning; plan again", vehicle.plate),
+            ));
+        }
+    }
+    let mut assignments: Vec<(i64, &Vehicle)> = Vec::new();
+    for r in &solution.routes {
+        let vehicle = &vehicles[r.vehicle].0;
+        let q = Query::insert()
+            .into_table(LogisticsPlanRoutes::Table)
+            .columns([
+                LogisticsPlanRoutes::PlanId,
+                LogisticsPlanRoutes::VehicleId,
+                LogisticsPlanRoutes::StartMin,
+                LogisticsPlanRoutes::EndMin,
+                LogisticsPlanRoutes::DistanceKm,
+            ])
+            .values_panic([
+                id.into(),
+                vehicle.id.into(),
+                r.start.into(),
+                r.end.into(),
+                r.distance.into(),
+            ])
+            .to_owned();
+        tx.execute(&q).await?;
+        for (seq, s) in r.stops.iter().enumerate() {
+            let q = Query::insert()
+                .into_table(LogisticsPlanStops::Table)
+                .columns([
+                    LogisticsPlanStops::PlanId,
+                    LogisticsPlanStops::VehicleId,
+                    LogisticsPlanStops::Seq,
+                    LogisticsPlanStops::ShipmentId,
+                    LogisticsPlanStops::ArrivalMin,
+                    LogisticsPlanStops::DepartureMin,
+                ])
+                .values_panic([
+                    id.into(),
+                    vehicle.id.into(),
+                    (seq as i64 + 1).into(),
+                    pickups[s.job].id.into(),
+                    s.arrival.into(),
+                    s.departure.into(),
+                ])
+                .to_owned();
+            tx.execute(&q).await?;
+            assignments.push((pickups[s.job].id, vehicle));
+        }
+    }
+    for u in &unassigned {
+        let q = Query::insert()
+            .into_table(LogisticsPlanUnassigned::Table)
+            .columns([
+                LogisticsPlanUnassigned::PlanId,
+                LogisticsPlanUnassigned::ShipmentId,
+                LogisticsPlanUnassigned::Reason,
+            ])
+            .values_panic([id.into(), u.shipment_id.into(), u.reason.as_str().into()])
+            .to_owned();
+        tx.execute(&q).await?;
+    }
+    shipments::mark_planned(&mut tx, &assignments).await?;
+    audit::record(
+        &mut tx,
+        actor,
+        AuditEvent {
+            action: "dispatch_plan.create",
+            target: format!("dispatch_plan:{id}"),
+            region: Some(depot.region_code.clone()),
+            detail: json!({"depot_site_id": depot.id, "day": req.day.to_string(), "routes": routes.len(),
+                "planned": assignments.len(), "unassigned": unassigned.len(), "distance_km": solution.distance}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Plan {
+        id,
+        depot_site_id: depot.id,
+        region_code: depot.region_code,
+        day: req.day.to_string(),
+        road_factor,
+        speed_kmh,
+        distance_km: solution.distance,
+        routes,
+        unassigned,
+        created_by: caller.user_id,
+        created_at: at,
+    })
+}
+
+#[derive(sqlx::FromRow)]
+struct PlanRow {
+    id: i64,
+    depot_site_id: i64,
+    region_code: String,
+    day: String,
+    road_factor: f64,
+    speed_kmh: f64,
+    distance_km: f64,
+    created_by: i64,
+    created_at: Timestamp,
+}
+
+/// A stored plan, for operators of its depot's region.
+pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError> {
+    caller.require_role(OPERATORS)?;
+    let q = Query::select()
+        .columns([
+            LogisticsPlans::Id,
+            LogisticsPlans::DepotSiteId,
+            LogisticsPlans::RegionCode,
+            LogisticsPlans::Day,
+            LogisticsPlans::RoadFactor,
+            LogisticsPlans::SpeedKmh,
+            LogisticsPlans::DistanceKm,
+            LogisticsPlans::CreatedBy,
+            LogisticsPlans::CreatedAt,
+        ])
+        .from(LogisticsPlans::Table)
+        .and_where(Expr::col(LogisticsPlans::Id).eq(id))
+        .to_owned();
+    let row: PlanRow = db
+        .fetch_optional(&q)
+        .await?
+        .ok_or_else(|| CoreError::NotFound(format!("no dispatch plan {id}")))?;
+    let region = RegionCode::parse(&row.region_code)
+        .map_err(|_| CoreError::Internal(format!("plan {id} has a bad region code")))?;
+    caller.require(OPERATORS, &region)?;
+    let day = NaiveDate::parse_from_str(&row.day, "%Y-%m-%d")
+        .map_err(|e| CoreError::Internal(format!("plan {id} day: {e}")))?;
+    let day_start = local_midnight(day);
+    let at_minute = |m: f64| day_start + chrono::Duration::milliseconds((m * 60_000.0).round() as i64);
+
+    let q = Query::select()
+        .columns([
+            LogisticsPlanRoutes::VehicleId,
+            LogisticsPlanRoutes::StartMin,
+            LogisticsPlanRoutes::EndMin,
+            LogisticsPlanRoutes::DistanceKm,
+        ])
+        .from(LogisticsPlanRoutes::Table)
+        .and_where(Expr::col(LogisticsPlanRoutes::PlanId).eq(id))
+        .order_by(LogisticsPlanRoutes::VehicleId, Order::Asc)
+        .to_owned();
+    let route_rows: Vec<(i64, f64, f64, f64)> = db.fetch_all(&q).await?;
+    let q = Query::select()
+        .columns([
+            LogisticsPlanStops::VehicleId,
+            LogisticsPlanStops::ShipmentId,
+            LogisticsPlanStops::ArrivalMin,
+            LogisticsPlanStops::DepartureMin,
+        ])
+        .from(LogisticsPlanStops::Table)
+        .and_where(Expr::col(LogisticsPlanStops::PlanId).eq(id))
+        .order_by(LogisticsPlanStops::VehicleId, Order::Asc)
+        .order_by(LogisticsPlanStops::Seq, Order::Asc)
+        .to_owned();
+    let stop_rows: Vec<(i64, i64, f64, f64)> = db.fetch_all(&q).await?;
+    let q = Query::select()
+        .columns([LogisticsPlanUnassigned::ShipmentId, LogisticsPlanUnassigned::Reason])
+        .from(LogisticsPlanUnassigned::Table)
+        .and_where(Expr::col(LogisticsPlanUnassigned::PlanId).eq(id))
+        .order_by(LogisticsPlanUnassigned::ShipmentId, Order::Asc)
+        .to_owned();
+    let unassigned: Vec<(i64, String)> = db.fetch_all(&q).await?;
+    Ok(Plan {
+        id: row.id,
+        depot_site_id: row.depot_site_id,
+        region_code: row.region_code,
+        day: row.day,
+        road_factor: row.road_factor,
+        speed_kmh: row.speed_kmh,
+        distance_km: row.distance_km,
+        routes: route_rows
+            .into_iter()
+            .map(|(vehicle_id, start, end, distance_km)| PlannedRoute {
+                vehicle_id,
+                start: at_minute(start),
+                end: at_minute(end),
+                distance_km,
+                stops: stop_rows
+                    .iter()
+                    .filter(|s| s.0 == vehicle_id)
+                    .map(|&(_, shipment_id, arrival, departure)| PlannedStop {
+                        shipment_id,
+                        arrival: at_minute(arrival),
+                        departure: at_minute(departure),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        unassigned: unassigned
+            .into_iter()
+            .map(|(shipment_id, reason)| UnassignedShipment { shipment_id, reason })
+            .collect(),
+        created_by: row.created_by,
+        created_at: row.created_at,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn haversine_matches_known_distances() {
+        // One degree of latitude along a meridian: 2πR/360 = 111.195 km.
+        assert!((haversine_km((115.0, 28.0), (115.0, 29.0)) - 111.195).abs() < 0.01);
+        // One degree of longitude at 60° N is half of that at the equator.
+        let equator = haversine_km((0.0, 0.0), (1.0, 0.0));
+        let north = haversine_km((0.0, 60.0), (1.0, 60.0));
+        assert!((north / equator - 0.5).abs() < 1e-3);
+        assert_eq!(haversine_km((115.9, 28.7), (115.9, 28.7)), 0.0);
+    }
+
+    #[test]
+    fn days_start_at_midnight_china_time() {
+        let start = local_midnight(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
+        assert_eq!(start.to_rfc3339(), "2026-02-28T16:00:00+00:00");
+    }
+
+    #[test]
+    fn the_road_matrix_applies_the_factor_and_the_speed() {
+        let m = road_matrix(&[(115.0, 28.0), (115.0, 29.0)], 1.5, 60.0).unwrap();
+        let km = haversine_km((115.0, 28.0), (115.0, 29.0)) * 1.5;
+        assert!((m.distance(0, 1) - km).abs() < 1e-9);
+        // At 60 km/h a kilometre takes a minute.
+        assert!((m.duration(1, 0) - km).abs() < 1e-9);
+        assert_eq!(m.distance(1, 1), 0.0);
+    }
+}

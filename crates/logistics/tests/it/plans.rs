@@ -1,0 +1,182 @@
+//! Dispatch plans on SQLite and PostgreSQL: a depot's day of collection
+//! runs keeps temperature classes apart, never exceeds a vehicle's capacity,
+//! respects pickup windows and shifts, lists what it could not plan with
+//! the reason, and marks the planned shipments.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use shuxiang_core::audit::{self, AuditQuery};
+use shuxiang_core::auth::Role;
+use shuxiang_core::{CoreError, db_test};
+use shuxiang_logistics::coldchain::TemperatureClass;
+use shuxiang_logistics::plans::{self, PlanRequest};
+use shuxiang_logistics::shipments::{self, NewShipment, Status};
+use shuxiang_logistics::store::LOGISTICS_MIGRATIONS;
+
+use crate::support::*;
+
+fn local(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+fn request(depot: i64) -> PlanRequest {
+    PlanRequest {
+        depot_site_id: depot,
+        day: NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(),
+        road_factor: None,
+        speed_kmh: None,
+        service_min: None,
+        time_limit_s: Some(1),
+    }
+}
+
+/// A pickup on 1 March 2026 (China time) a few km from the depot.
+fn on_the_day(class: TemperatureClass, kg: f64, k: f64) -> NewShipment {
+    let mut s = pickup(IN_VILLAGE, &dummy_site());
+    s.temperature_class = class;
+    s.commodity = match class {
+        TemperatureClass::Chilled => "leafy_vegetables",
+        TemperatureClass::Frozen => "frozen_pork",
+        TemperatureClass::Ambient => "rice",
+    }
+    .into();
+    s.weight_kg = kg;
+    s.volume_m3 = 1.0;
+    s.ready_at = local("2026-03-01T07:00:00+08:00");
+    s.deadline = local("2026-03-01T17:00:00+08:00");
+    s.origin.lon = Some(115.89 + 0.01 * k);
+    s.origin.lat = Some(28.68 + 0.005 * k);
+    s
+}
+
+/// The destination of the test pickups is replaced once the depot exists.
+fn dummy_site() -> shuxiang_logistics::network::Site {
+    shuxiang_logistics::network::Site {
+        id: 0,
+        name: String::new(),
+        kind: shuxiang_logistics::network::SiteKind::CloudWarehouse,
+        tier: shuxiang_logistics::network::Tier::County,
+        region_code: IN_COUNTY.into(),
+        lon: 115.89,
+        lat: 28.68,
+        capacity_kg: None,
+        cold_storage: false,
+        opening_hours: None,
+        logger_device_id: None,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    }
+}
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn a_depots_day_is_planned_within_the_rules(db) {
+    let depot = site(&db, "东湖区运营中心", IN_COUNTY).await;
+    let west = site(&db, "西湖仓", OUT_COUNTY).await;
+    let reefer = vehicle(&db, "赣A10001", &depot, TemperatureClass::Chilled).await;
+    let van = vehicle(&db, "赣A10002", &depot, TemperatureClass::Ambient).await;
+    let farmer = who(10, Role::Farmer, IN_COUNTY);
+    let book = |mut s: NewShipment| {
+        let db = db.clone();
+        let farmer = farmer.clone();
+        s.destination.site_id = Some(depot.id);
+        async move { shipments::book(&db, &farmer, &actor(&farmer), s).await.unwrap() }
+    };
+    let mut veg = Vec::new();
+    for k in 0..3 {
+        veg.push(book(on_the_day(TemperatureClass::Chilled, 200.0, k as f64)).await);
+    }
+    let rice = book(on_the_day(TemperatureClass::Ambient, 300.0, 3.0)).await;
+    let frozen = book(on_the_day(TemperatureClass::Frozen, 100.0, 4.0)).await;
+    let too_heavy = book(on_the_day(TemperatureClass::Ambient, 5000.0, 5.0)).await;
+    let mut dawn = on_the_day(TemperatureClass::Ambient, 50.0, 6.0);
+    dawn.ready_at = local("2026-03-01T03:00:00+08:00");
+    dawn.deadline = local("2026-03-01T05:00:00+08:00");
+    let before_shift = book(dawn).await;
+    let mut tomorrow = on_the_day(TemperatureClass::Ambient, 50.0, 1.0);
+    tomorrow.ready_at = local("2026-03-02T07:00:00+08:00");
+    tomorrow.deadline = local("2026-03-02T17:00:00+08:00");
+    let next_day = book(tomorrow).await;
+    let western = shipments::book(&db, &who(13, Role::Farmer, OUT_VILLAGE), &actor(&who(13, Role::Farmer, OUT_VILLAGE)), pickup(OUT_VILLAGE, &west)).await.unwrap();
+
+    let carrier = who(20, Role::Carrier, IN_COUNTY);
+    let plan = plans::create(&db, &carrier, &actor(&carrier), request(depot.id)).await.unwrap();
+
+    // What could not be planned, and why.
+    let mut unassigned: Vec<(i64, &str)> = plan.unassigned.iter().map(|u| (u.shipment_id, u.reason.as_str())).collect();
+    unassigned.sort_unstable();
+    assert_eq!(unassigned, [(frozen.id, "skills"), (too_heavy.id, "capacity"), (before_shift.id, "time_window")]);
+
+    // Every other pickup of the day is on exactly one route, chilled goods on the reefer.
+    let on = |vehicle: i64| -> Vec<i64> {
+        plan.routes.iter().filter(|r| r.vehicle_id == vehicle).flat_map(|r| r.stops.iter().map(|s| s.shipment_id)).collect()
+    };
+    let mut served: Vec<i64> = on(reefer.id).into_iter().chain(on(van.id)).collect();
+    served.sort_unstable();
+    let mut expected = vec![veg[0].id, veg[1].id, veg[2].id, rice.id];
+    expected.sort_unstable();
+    assert_eq!(served, expected);
+    for v in &veg {
+        assert!(on(reefer.id).contains(&v.id), "chilled goods ride on the reefer");
+    }
+    assert!(!served.contains(&next_day.id) && !served.contains(&western.id));
+    let weights = |vehicle: i64| -> f64 {
+        on(vehicle).iter().map(|id| if *id == rice.id { 300.0 } else { 200.0 }).sum()
+    };
+    assert!(weights(reefer.id) <= reefer.capacity_kg && weights(van.id) <= van.capacity_kg);
+
+    // Stops lie within the pickup windows and the shift (06:00–18:00).
+    for r in &plan.routes {
+        assert!(r.start >= local("2026-03-01T06:00:00+08:00") && r.end <= local("2026-03-01T18:00:00+08:00"), "{r:?}");
+        for s in &r.stops {
+            assert!(s.departure >= s.arrival);
+            assert!(s.departure >= local("2026-03-01T07:00:00+08:00"), "service starts in the window: {s:?}");
+        }
+        assert!(r.distance_km > 0.0);
+    }
+    assert!((plan.distance_km - plan.routes.iter().map(|r| r.distance_km).sum::<f64>()).abs() < 1e-6);
+
+    // The planned shipments are planned on their vehicle; the others stay booked.
+    for id in &served {
+        let s = shipments::get(&db, &admin(), *id).await.unwrap();
+        assert_eq!(s.status, Status::Planned);
+        assert_eq!(s.vehicle_id, plan.routes.iter().find(|r| r.stops.iter().any(|st| st.shipment_id == *id)).map(|r| r.vehicle_id));
+    }
+    for id in [frozen.id, too_heavy.id, before_shift.id, next_day.id, western.id] {
+        assert_eq!(shipments::get(&db, &admin(), id).await.unwrap().status, Status::Booked);
+    }
+
+    // The stored plan reads back the same; the audit log has it.
+    assert_eq!(plans::get(&db, &carrier, plan.id).await.unwrap(), plan);
+    let log = audit::list(&db, None, &AuditQuery { action: Some("dispatch_plan.create".into()), limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(log[0].detail_json()["planned"], 4);
+
+    // Planning again finds only what is still booked.
+    let again = plans::create(&db, &carrier, &actor(&carrier), request(depot.id)).await.unwrap();
+    assert!(again.routes.is_empty());
+    assert_eq!(again.unassigned.len(), 3);
+});
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn only_the_countys_operators_plan(db) {
+    let depot = site(&db, "东湖区运营中心", IN_COUNTY).await;
+    let west = site(&db, "西湖仓", OUT_COUNTY).await;
+    vehicle(&db, "赣A10001", &depot, TemperatureClass::Chilled).await;
+    for p in [who(3, Role::Official, OUT_COUNTY), who(10, Role::Farmer, IN_COUNTY), who(30, Role::Dealer, IN_COUNTY)] {
+        let err = plans::create(&db, &p, &actor(&p), request(depot.id)).await.unwrap_err();
+        assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+    }
+    let official = who(2, Role::Official, IN_COUNTY);
+    let err = plans::create(&db, &official, &actor(&official), request(west.id)).await.unwrap_err();
+    assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+    let err = plans::create(&db, &admin(), &actor(&admin()), request(west.id)).await.unwrap_err();
+    assert_eq!(err.code(), "no_vehicles");
+    assert_eq!(plans::create(&db, &official, &actor(&official), request(999)).await.unwrap_err().code(), "unknown_depot");
+    let mut bad = request(depot.id);
+    bad.road_factor = Some(0.5);
+    assert_eq!(plans::create(&db, &official, &actor(&official), bad).await.unwrap_err().code(), "invalid_plan_settings");
+    let mut bad = request(depot.id);
+    bad.time_limit_s = Some(600);
+    assert_eq!(plans::create(&db, &official, &actor(&official), bad).await.unwrap_err().code(), "invalid_plan_settings");
+
+    let plan = plans::create(&db, &official, &actor(&official), request(depot.id)).await.unwrap();
+    assert!(plan.routes.is_empty() && plan.unassigned.is_empty());
+    assert!(matches!(plans::get(&db, &who(21, Role::Carrier, OUT_COUNTY), plan.id).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(plans::get(&db, &official, 999).await, Err(CoreError::NotFound(_))));
+});
