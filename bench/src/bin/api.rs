@@ -98,7 +98,15 @@ impl Server {
         password: &str,
     ) -> Result<Self> {
         let mut cmd = Command::new(bin);
-        cmd.args(["serve", "--data-dir", data_dir, "--listen", "127.0.0.1:0", "--mqtt", "127.0.0.1:0"]);
+        cmd.args([
+            "serve",
+            "--data-dir",
+            data_dir,
+            "--listen",
+            "127.0.0.1:0",
+            "--mqtt",
+            "127.0.0.1:0",
+        ]);
         if let Some(url) = database {
             cmd.args(["--database", url]);
         }

@@ -76,7 +76,15 @@ impl Drop for Server {
 
 fn start(bin: &PathBuf, data_dir: &std::path::Path, database: Option<&str>) -> Result<Server> {
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data-dir"]).arg(data_dir);
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--mqtt",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(data_dir);
     if let Some(url) = database {
         cmd.args(["--database", url]);
     }
@@ -92,7 +100,10 @@ fn start(bin: &PathBuf, data_dir: &std::path::Path, database: Option<&str>) -> R
     let mut mqtt = None;
     let base = loop {
         let Some(line) = lines.next().transpose()? else {
-            bail!("shuxiang serve exited before listening; see {}/serve.log", data_dir.display());
+            bail!(
+                "shuxiang serve exited before listening; see {}/serve.log",
+                data_dir.display()
+            );
         };
         if let Some(rest) = line.strip_prefix("MQTT devices: mqtt://") {
             let (host, port) = rest.trim().rsplit_once(':').context("MQTT address")?;
@@ -128,7 +139,10 @@ async fn device(http: &reqwest::Client, base: &str, admin: &str, name: &str) -> 
         json!({"name": name, "type": "soil_moisture", "village": VILLAGE, "location": {"lon": 115.9, "lat": 28.68}}),
     )
     .await?;
-    Ok((v["id"].as_i64().context("id")?, v["token"].as_str().context("token")?.to_owned()))
+    Ok((
+        v["id"].as_i64().context("id")?,
+        v["token"].as_str().context("token")?.to_owned(),
+    ))
 }
 
 /// Points/s of HTTP batches over `seconds`, from `connections` devices.
@@ -299,8 +313,6 @@ async fn main() -> Result<()> {
     println!("machine: {}", machine());
     match args.backend {
         Which::Sqlite => run(&args, None).await,
-        Which::Postgres => {
-            with_pg_scratch(&args.pg, async |pg| run(&args, Some(&pg.url)).await).await
-        }
+        Which::Postgres => with_pg_scratch(&args.pg, async |pg| run(&args, Some(&pg.url)).await).await,
     }
 }

@@ -14,16 +14,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use shuxiang_core::Db;
 use shuxiang_core::auth::{self, GrantInput, NewUser};
 use shuxiang_core::import::{self, ImportError};
-use shuxiang_trace::api::InclusionProofBody;
-use shuxiang_trace::checkpoint::Verifier;
-use shuxiang_trace::keys::TraceLogKeys;
-use shuxiang_trace::log_store;
 use shuxiang_telemetry::alarm::engine::{AlarmEngine, run_offline_detector};
 use shuxiang_telemetry::alarm::notify::run_webhook_deliverer;
 use shuxiang_telemetry::alarm::{Clock, SystemClock};
 use shuxiang_telemetry::gateway::TelemetrySink;
 use shuxiang_telemetry::ingest::{TelemetryConfig, TelemetryState};
 use shuxiang_telemetry::store::Retention;
+use shuxiang_trace::api::InclusionProofBody;
+use shuxiang_trace::checkpoint::Verifier;
+use shuxiang_trace::keys::TraceLogKeys;
+use shuxiang_trace::log_store;
 use shuxiang_web::WebConfig;
 
 use crate::config::{Config, Overrides};
@@ -329,9 +329,11 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     // Devices connect to the embedded endpoint unless the node consumes an
     // external broker; a taken port stops the start like the web port does.
     let gateway = if cfg.mqtt_broker.is_empty() {
-        Some(shuxiang_mqtt::bind(cfg.mqtt_listen).await.map_err(|e| {
-            anyhow::anyhow!("{e} (--mqtt)")
-        })?)
+        Some(
+            shuxiang_mqtt::bind(cfg.mqtt_listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e} (--mqtt)"))?,
+        )
     } else {
         None
     };
@@ -357,6 +359,18 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         });
     }
 
+    // Capture jobs a previous run accepted but had not stored yet.
+    {
+        let db = db.clone();
+        background.spawn(async move {
+            match shuxiang_trace::epcis::capture::run_pending(&db).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(jobs = n, "EPCIS capture jobs left by the previous run are processed"),
+                Err(e) => tracing::error!(error = %e, "EPCIS capture jobs left by the previous run failed"),
+            }
+        });
+    }
+
     let retention = telemetry_retention(&cfg);
     let telemetry = TelemetryState::new(
         db.clone(),
@@ -376,11 +390,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     background.spawn(run_webhook_deliverer(db.clone(), clock, until_stopped()));
     // Maintenance runs beside the web server in this task rather than
     // spawned: it ends with the server and needs no thread of its own.
-    let maintenance = maintain_telemetry(
-        db.clone(),
-        retention,
-        cfg.telemetry_maintenance_interval_seconds,
-    );
+    let maintenance = maintain_telemetry(db.clone(), retention, cfg.telemetry_maintenance_interval_seconds);
     let sink = Arc::new(TelemetrySink::new(telemetry.clone()));
     match gateway {
         Some(listener) => {
@@ -402,7 +412,11 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         }
     }
     if demo {
-        background.spawn(shuxiang_telemetry::demo::run(telemetry.clone(), DEMO_INTERVAL, until_stopped()));
+        background.spawn(shuxiang_telemetry::demo::run(
+            telemetry.clone(),
+            DEMO_INTERVAL,
+            until_stopped(),
+        ));
     }
 
     let addr = listener.local_addr()?;

@@ -19,8 +19,8 @@ use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use shuxiang_core::CoreError;
-use shuxiang_http::state::KeepCaches;
 use shuxiang_http::extract::{ApiJson, ApiQuery, Auth, ClientIp};
+use shuxiang_http::state::KeepCaches;
 use shuxiang_http::{Access, ApiResult, ApiRoute, AppError, AppState};
 
 use crate::devices::{self, Device, DeviceQuery, DeviceUpdate, MANAGERS, NewDevice, OWNERS};

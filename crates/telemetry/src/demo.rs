@@ -107,7 +107,10 @@ const DOOR_OPEN_MS: i64 = 12 * 60_000;
 
 /// The readings `device` reports at `ts_ms`, as (metric key, value).
 pub fn readings(device: &DemoDevice, ts_ms: i64) -> Vec<(&'static str, f64)> {
-    let seed = device.name.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let seed = device
+        .name
+        .bytes()
+        .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
     let noise = |amplitude: f64, salt: u64| amplitude * jitter(seed ^ salt, ts_ms);
     let air = air_temperature(ts_ms, device.lat) + noise(0.3, 1);
     match device.device_type {
@@ -118,16 +121,32 @@ pub fn readings(device: &DemoDevice, ts_ms: i64) -> Vec<(&'static str, f64)> {
         "weather" => vec![
             ("air_temperature", round1(air)),
             ("humidity", round1((95.0 - 2.2 * (air - 10.0)).clamp(35.0, 100.0))),
-            ("rainfall", if raining(ts_ms) { round1(4.0 + noise(1.5, 3).abs()) } else { 0.0 }),
-            ("wind_speed", round1((2.0 + 1.5 * daylight(ts_ms) + noise(0.8, 4)).max(0.0))),
+            (
+                "rainfall",
+                if raining(ts_ms) {
+                    round1(4.0 + noise(1.5, 3).abs())
+                } else {
+                    0.0
+                },
+            ),
+            (
+                "wind_speed",
+                round1((2.0 + 1.5 * daylight(ts_ms) + noise(0.8, 4)).max(0.0)),
+            ),
         ],
         "water_quality" => vec![
             ("ph", round2(7.2 + noise(0.08, 5))),
-            ("turbidity", round2(if raining(ts_ms) { 1.8 } else { 0.4 } + noise(0.05, 6).abs())),
+            (
+                "turbidity",
+                round2(if raining(ts_ms) { 1.8 } else { 0.4 } + noise(0.05, 6).abs()),
+            ),
             ("dissolved_oxygen", round2(14.6 - 0.33 * air + noise(0.1, 7))),
             ("residual_chlorine", round2(0.45 + noise(0.04, 8))),
         ],
-        "water_meter" => vec![("flow", round2(water_flow(ts_ms))), ("volume", round1(water_volume(ts_ms)))],
+        "water_meter" => vec![
+            ("flow", round2(water_flow(ts_ms))),
+            ("volume", round1(water_volume(ts_ms))),
+        ],
         "cold_chain" => {
             let (lon, lat) = truck_position(ts_ms);
             vec![
@@ -186,8 +205,24 @@ async fn setup(state: &TelemetryState) -> Result<Vec<i64>, CoreError> {
     let actor = Actor::system("demo");
     let rules = list_rules(db, &admin, &RuleQuery::default()).await?;
     let wanted = [
-        ("冷链厢温超过 8 °C", "cold_chain", "temperature", Direction::Above, 8.0, 0.5, Severity::Major),
-        ("土壤偏干（含水量低于 20%）", "soil_moisture", "vwc", Direction::Below, 20.0, 1.0, Severity::Warning),
+        (
+            "冷链厢温超过 8 °C",
+            "cold_chain",
+            "temperature",
+            Direction::Above,
+            8.0,
+            0.5,
+            Severity::Major,
+        ),
+        (
+            "土壤偏干（含水量低于 20%）",
+            "soil_moisture",
+            "vwc",
+            Direction::Below,
+            20.0,
+            1.0,
+            Severity::Warning,
+        ),
     ];
     for (name, device_type, metric, direction, limit, hysteresis, severity) in wanted {
         if rules.iter().any(|r| r.name == name) {
@@ -210,7 +245,15 @@ async fn setup(state: &TelemetryState) -> Result<Vec<i64>, CoreError> {
         };
         create_rule(db, &admin, &actor, rule, chrono::Utc::now().timestamp_millis()).await?;
     }
-    let existing = devices::list(db, &admin, &DeviceQuery { limit: Some(1000), ..Default::default() }).await?;
+    let existing = devices::list(
+        db,
+        &admin,
+        &DeviceQuery {
+            limit: Some(1000),
+            ..Default::default()
+        },
+    )
+    .await?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut ids = Vec::with_capacity(DEMO_DEVICES.len());
     for d in DEMO_DEVICES {
@@ -234,7 +277,11 @@ async fn setup(state: &TelemetryState) -> Result<Vec<i64>, CoreError> {
         for chunk in history.chunks(500) {
             report(state, id, chunk, now).await?;
         }
-        tracing::info!(device = id, name = d.name, "demo device registered with three days of history");
+        tracing::info!(
+            device = id,
+            name = d.name,
+            "demo device registered with three days of history"
+        );
         ids.push(id);
     }
     Ok(ids)
@@ -242,7 +289,10 @@ async fn setup(state: &TelemetryState) -> Result<Vec<i64>, CoreError> {
 
 /// One `{"ts", "values"}` message of `device`'s readings at `ts_ms`.
 fn snapshot(device: &DemoDevice, ts_ms: i64) -> Value {
-    let values: Map<String, Value> = readings(device, ts_ms).into_iter().map(|(k, v)| (k.to_owned(), json!(v))).collect();
+    let values: Map<String, Value> = readings(device, ts_ms)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), json!(v)))
+        .collect();
     json!({"ts": ts_ms, "values": values})
 }
 
@@ -336,7 +386,9 @@ fn water_flow(ts_ms: i64) -> f64 {
 fn water_volume(ts_ms: i64) -> f64 {
     const MINUTE_MS: i64 = 60_000;
     let integrate = |from: i64, to: i64| {
-        (from / MINUTE_MS..to / MINUTE_MS).map(|m| water_flow(m * MINUTE_MS) / 60.0).sum::<f64>()
+        (from / MINUTE_MS..to / MINUTE_MS)
+            .map(|m| water_flow(m * MINUTE_MS) / 60.0)
+            .sum::<f64>()
     };
     let day_start = local_day(ts_ms) * DAY_MS - CST_OFFSET_MS;
     let per_day = integrate(day_start, day_start + DAY_MS);
@@ -418,7 +470,10 @@ mod tests {
         let next_day = soil_moisture(day + (RAIN_START_HOUR + RAIN_HOURS + 24) * HOUR_MS);
         let two_days = soil_moisture(day + (RAIN_START_HOUR + RAIN_HOURS + 48) * HOUR_MS);
         assert!(after > before + 5.0, "rain wets the soil: {before} → {after}");
-        assert!(after > next_day && next_day > two_days, "then it dries: {after} {next_day} {two_days}");
+        assert!(
+            after > next_day && next_day > two_days,
+            "then it dries: {after} {next_day} {two_days}"
+        );
         assert!((18.0..=42.0).contains(&two_days));
         // Continuous: no jump at the end of the rain.
         let end = day + (RAIN_START_HOUR + RAIN_HOURS) * HOUR_MS;
@@ -435,7 +490,10 @@ mod tests {
             if temp > 8.0 {
                 excursions += 1;
                 // Recovering from 13.8 °C to 8 °C takes under 12 minutes.
-                assert!(door_open(t) || door_open(t - 12 * 60_000), "above 8 °C only while open or just after");
+                assert!(
+                    door_open(t) || door_open(t - 12 * 60_000),
+                    "above 8 °C only while open or just after"
+                );
             }
         }
         assert!(excursions > 0, "the demo shows an excursion every period");
@@ -447,7 +505,10 @@ mod tests {
         let expected: &[(&str, &[&str])] = &[
             ("soil_moisture", &["vwc", "soil_temperature"]),
             ("weather", &["air_temperature", "humidity", "rainfall", "wind_speed"]),
-            ("water_quality", &["ph", "turbidity", "dissolved_oxygen", "residual_chlorine"]),
+            (
+                "water_quality",
+                &["ph", "turbidity", "dissolved_oxygen", "residual_chlorine"],
+            ),
             ("water_meter", &["flow", "volume"]),
             ("cold_chain", &["temperature", "humidity", "door", "lat", "lon"]),
         ];

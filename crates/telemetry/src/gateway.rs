@@ -22,7 +22,9 @@ impl TelemetrySink {
 
 fn rejection(e: &CoreError) -> AuthRejection {
     match e {
-        CoreError::Unauthenticated | CoreError::NotFound(_) | CoreError::Missing { .. } => AuthRejection::BadCredentials,
+        CoreError::Unauthenticated | CoreError::NotFound(_) | CoreError::Missing { .. } => {
+            AuthRejection::BadCredentials
+        }
         CoreError::Forbidden(_) => AuthRejection::NotAuthorized,
         _ => AuthRejection::Unavailable,
     }

@@ -42,13 +42,35 @@ pub fn new_state(db: shuxiang_core::Db, config: WebConfig, trace: shuxiang_trace
     let temperatures = seams::TelemetryTemperatures { db: db.clone() };
     AppState::new(db.clone(), config, all_migrations())
         .with_slice(trace)
-        .with_slice(shuxiang_logistics::report::ColdChainSource(std::sync::Arc::new(temperatures)))
+        .with_slice(shuxiang_logistics::report::ColdChainSource(std::sync::Arc::new(
+            temperatures,
+        )))
         .with_slice(shuxiang_telemetry::ingest::TelemetryState::new(db, Default::default()))
 }
 
-/// Request bodies above this are refused before any handler runs (the
-/// largest legitimate body today is a user with its roles).
+/// Request bodies above this are refused before any handler runs: the
+/// largest legitimate bodies are a 10,000-point telemetry batch (~0.5 MiB),
+/// a dealer's ledger CSV and an EPCIS capture document (slices refuse their
+/// own, smaller, limits with the same JSON error).
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The body limit's refusal in the API's error format, like every other.
+async fn too_large_as_json(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let resp = next.run(req).await;
+    let is_json = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() != axum::http::StatusCode::PAYLOAD_TOO_LARGE || is_json {
+        return resp;
+    }
+    let body = serde_json::json!({
+        "error": "payload_too_large",
+        "message": format!("request bodies are limited to {MAX_BODY_BYTES} bytes"),
+    });
+    (axum::http::StatusCode::PAYLOAD_TOO_LARGE, axum::Json(body)).into_response()
+}
 
 /// The whole application: API, pages, static assets, operations endpoints.
 pub fn app(state: AppState) -> Router {
@@ -63,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(CompressionLayer::new())
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(too_large_as_json))
         .with_state(state)
 }
 

@@ -15,8 +15,15 @@ impl TemperatureSource for TelemetryTemperatures {
     fn readings(&self, device_id: i64, from_ms: i64, to_ms: i64) -> ReadingsFuture<'_> {
         Box::pin(async move {
             // The report's window is inclusive; stored series are read half-open.
-            let points = series::raw(&self.db, device_id, "temperature", from_ms, to_ms.saturating_add(1), MAX_RAW_LIMIT)
-                .await?;
+            let points = series::raw(
+                &self.db,
+                device_id,
+                "temperature",
+                from_ms,
+                to_ms.saturating_add(1),
+                MAX_RAW_LIMIT,
+            )
+            .await?;
             Ok(points
                 .into_iter()
                 .map(|p| Reading {

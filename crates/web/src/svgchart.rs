@@ -105,11 +105,21 @@ pub fn render(chart: &Chart) -> String {
     }
     svg.push_str("</g>");
 
-    let bands: Vec<_> = chart.points.iter().filter_map(|p| p.band.map(|b| (p.ts_ms, b))).collect();
+    let bands: Vec<_> = chart
+        .points
+        .iter()
+        .filter_map(|p| p.band.map(|b| (p.ts_ms, b)))
+        .collect();
     if !bands.is_empty() {
         svg.push_str(r#"<path class="band" d=""#);
         for (i, (ts, (_, max))) in bands.iter().enumerate() {
-            let _ = write!(svg, "{}{:.1},{:.1}", if i == 0 { 'M' } else { 'L' }, scale.x(*ts), scale.y(*max));
+            let _ = write!(
+                svg,
+                "{}{:.1},{:.1}",
+                if i == 0 { 'M' } else { 'L' },
+                scale.x(*ts),
+                scale.y(*max)
+            );
         }
         for (ts, (min, _)) in bands.iter().rev() {
             let _ = write!(svg, "L{:.1},{:.1}", scale.x(*ts), scale.y(*min));
@@ -132,12 +142,23 @@ pub fn render(chart: &Chart) -> String {
     if !chart.points.is_empty() {
         svg.push_str(r#"<path class="line" d=""#);
         for (i, p) in chart.points.iter().enumerate() {
-            let _ = write!(svg, "{}{:.1},{:.1}", if i == 0 { 'M' } else { 'L' }, scale.x(p.ts_ms), scale.y(p.value));
+            let _ = write!(
+                svg,
+                "{}{:.1},{:.1}",
+                if i == 0 { 'M' } else { 'L' },
+                scale.x(p.ts_ms),
+                scale.y(p.value)
+            );
         }
         svg.push_str(r#""/>"#);
         if chart.points.len() == 1 {
             let p = chart.points[0];
-            let _ = write!(svg, r#"<circle class="dot" cx="{:.1}" cy="{:.1}" r="3"/>"#, scale.x(p.ts_ms), scale.y(p.value));
+            let _ = write!(
+                svg,
+                r#"<circle class="dot" cx="{:.1}" cy="{:.1}" r="3"/>"#,
+                scale.x(p.ts_ms),
+                scale.y(p.value)
+            );
         }
     }
     svg.push_str("</svg>");
@@ -221,7 +242,9 @@ fn time_ticks(from_ms: i64, to_ms: i64) -> Vec<(i64, String)> {
     let mut ticks = Vec::new();
     let mut t = first;
     while t < to_ms {
-        let local = chrono::DateTime::from_timestamp_millis(t + CST_OFFSET_MS).unwrap_or_default().naive_utc();
+        let local = chrono::DateTime::from_timestamp_millis(t + CST_OFFSET_MS)
+            .unwrap_or_default()
+            .naive_utc();
         let label = if step < DAY {
             local.format("%H:%M").to_string()
         } else {
@@ -234,7 +257,10 @@ fn time_ticks(from_ms: i64, to_ms: i64) -> Vec<(i64, String)> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -242,12 +268,22 @@ mod tests {
     use super::*;
 
     fn point(ts_ms: i64, value: f64) -> ChartPoint {
-        ChartPoint { ts_ms, value, band: None }
+        ChartPoint {
+            ts_ms,
+            value,
+            band: None,
+        }
     }
 
     /// The coordinates of the line's vertices, read back from the SVG.
     fn line_vertices(svg: &str) -> Vec<(f64, f64)> {
-        let d = svg.split(r#"<path class="line" d=""#).nth(1).unwrap().split('"').next().unwrap();
+        let d = svg
+            .split(r#"<path class="line" d=""#)
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         d.split(['M', 'L'])
             .filter(|s| !s.is_empty())
             .map(|xy| {
@@ -271,8 +307,14 @@ mod tests {
         let v = line_vertices(&svg);
         assert_eq!(v.len(), 3);
         assert!((v[0].0 - LEFT).abs() < 0.1, "first point at the left edge: {v:?}");
-        assert!((v[2].0 - (CHART_WIDTH - RIGHT)).abs() < 0.1, "last point at the right edge: {v:?}");
-        assert!((v[1].0 - (LEFT + CHART_WIDTH - RIGHT) / 2.0).abs() < 0.1, "middle time in the middle: {v:?}");
+        assert!(
+            (v[2].0 - (CHART_WIDTH - RIGHT)).abs() < 0.1,
+            "last point at the right edge: {v:?}"
+        );
+        assert!(
+            (v[1].0 - (LEFT + CHART_WIDTH - RIGHT) / 2.0).abs() < 0.1,
+            "middle time in the middle: {v:?}"
+        );
         // Larger values are higher up (smaller y).
         assert!(v[1].1 < v[2].1 && v[2].1 < v[0].1, "{v:?}");
         assert!(v.iter().all(|(_, y)| (TOP..=CHART_HEIGHT - BOTTOM).contains(y)));
@@ -293,8 +335,22 @@ mod tests {
             unit: "°C",
             empty_text: "",
         });
-        let y_ref: f64 = svg.split(r#"<line class="reference" "#).nth(1).unwrap().split("y1=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-        assert!(y_ref >= TOP && y_ref < line_vertices(&svg)[1].1, "threshold above the data and on the chart");
+        let y_ref: f64 = svg
+            .split(r#"<line class="reference" "#)
+            .nth(1)
+            .unwrap()
+            .split("y1=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            y_ref >= TOP && y_ref < line_vertices(&svg)[1].1,
+            "threshold above the data and on the chart"
+        );
         assert!(svg.contains("上限 8 °C"));
     }
 
@@ -308,14 +364,25 @@ mod tests {
             unit: "",
             empty_text: "<无数据>",
         });
-        assert!(svg.contains("&lt;无数据&gt;") && !svg.contains("class=\"line\""), "{svg}");
+        assert!(
+            svg.contains("&lt;无数据&gt;") && !svg.contains("class=\"line\""),
+            "{svg}"
+        );
     }
 
     #[test]
     fn rollups_draw_their_band_around_the_line() {
         let points = [
-            ChartPoint { ts_ms: 0, value: 5.0, band: Some((1.0, 9.0)) },
-            ChartPoint { ts_ms: 60_000, value: 6.0, band: Some((4.0, 7.0)) },
+            ChartPoint {
+                ts_ms: 0,
+                value: 5.0,
+                band: Some((1.0, 9.0)),
+            },
+            ChartPoint {
+                ts_ms: 60_000,
+                value: 6.0,
+                band: Some((4.0, 7.0)),
+            },
         ];
         let svg = render(&Chart {
             from_ms: 0,
@@ -325,7 +392,13 @@ mod tests {
             unit: "",
             empty_text: "",
         });
-        let d = svg.split(r#"<path class="band" d=""#).nth(1).unwrap().split('"').next().unwrap();
+        let d = svg
+            .split(r#"<path class="band" d=""#)
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         let band: Vec<f64> = d
             .trim_end_matches('Z')
             .split(['M', 'L'])
@@ -335,7 +408,10 @@ mod tests {
         // Top edge left to right (maxima), then bottom edge back (minima).
         assert_eq!(band.len(), 4, "{d}");
         let line = line_vertices(&svg);
-        assert!(band[0] < line[0].1 && line[0].1 < band[3], "first bucket's max above, min below its avg");
+        assert!(
+            band[0] < line[0].1 && line[0].1 < band[3],
+            "first bucket's max above, min below its avg"
+        );
         assert!(band[1] < line[1].1 && line[1].1 < band[2], "second bucket likewise");
     }
 
@@ -354,7 +430,11 @@ mod tests {
         let ticks = time_ticks(from, from + 7 * 86_400_000);
         assert!(!ticks.is_empty());
         for (t, label) in &ticks {
-            assert_eq!((t + CST_OFFSET_MS).rem_euclid(86_400_000), 0, "{label} at local midnight");
+            assert_eq!(
+                (t + CST_OFFSET_MS).rem_euclid(86_400_000),
+                0,
+                "{label} at local midnight"
+            );
             assert_eq!(label.len(), 5);
         }
     }

@@ -442,10 +442,25 @@ mod tests {
         // The square spans lon 10–11, lat 59.5–60.5; its centre is the middle.
         let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), &[(10.5, 60.0)]).unwrap();
         let attr = |name: &str| -> f64 {
-            svg.split(&format!("{name}=\"")).nth(1).unwrap().split('"').next().unwrap().parse().unwrap()
+            svg.split(&format!("{name}=\""))
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         };
         assert!((attr("cx") - OUTLINE_WIDTH / 2.0).abs() < 0.2, "{svg}");
-        let height: f64 = svg.split("viewBox=\"0 0 240 ").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        let height: f64 = svg
+            .split("viewBox=\"0 0 240 ")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((attr("cy") - height / 2.0).abs() < 1.0, "{svg}");
     }
 

@@ -35,10 +35,17 @@ impl Drop for Server {
 
 fn serve(dir: &Path, admin_password: Option<&str>) -> Server {
     let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--mqtt", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--mqtt",
+        "127.0.0.1:0",
+        "--data-dir",
+    ])
+    .arg(dir)
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
     cmd.env_remove("SHUXIANG_ADMIN_PASSWORD")
         .env_remove("SHUXIANG_DATABASE");
     if let Some(p) = admin_password {

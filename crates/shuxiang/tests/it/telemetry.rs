@@ -28,7 +28,12 @@ async fn stored_times(base: &str, token: &str, device: i64, from_ms: i64, to_ms:
     let rfc = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339();
     let r = reqwest::Client::new()
         .get(format!("{base}/api/v1/devices/{device}/series"))
-        .query(&[("metric", "vwc"), ("from", &rfc(from_ms)), ("to", &rfc(to_ms)), ("limit", "100000")])
+        .query(&[
+            ("metric", "vwc"),
+            ("from", &rfc(from_ms)),
+            ("to", &rfc(to_ms)),
+            ("limit", "100000"),
+        ])
         .bearer_auth(token)
         .send()
         .await
@@ -39,7 +44,11 @@ async fn stored_times(base: &str, token: &str, device: i64, from_ms: i64, to_ms:
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| chrono::DateTime::parse_from_rfc3339(p["ts"].as_str().unwrap()).unwrap().timestamp_millis())
+        .map(|p| {
+            chrono::DateTime::parse_from_rfc3339(p["ts"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis()
+        })
         .collect()
 }
 
@@ -64,7 +73,9 @@ async fn acknowledged_points_survive_kill_9() {
     let base_ms = chrono::Utc::now().timestamp_millis() - 3_600_000;
 
     // HTTP: a batch, acknowledged with 200 only after commit.
-    let batch: Vec<Value> = (0..100).map(|i| json!({"ts": base_ms - 200_000 + i * 1000, "values": {"vwc": 30.0}})).collect();
+    let batch: Vec<Value> = (0..100)
+        .map(|i| json!({"ts": base_ms - 200_000 + i * 1000, "values": {"vwc": 30.0}}))
+        .collect();
     let r = http
         .post(format!("{}/api/v1/telemetry", server.base))
         .bearer_auth(&device_token)
@@ -82,7 +93,9 @@ async fn acknowledged_points_survive_kill_9() {
     let mut bad = MqttOptions::new("intruder", host, port);
     bad.set_credentials(device.to_string(), "not the token");
     let (_c, mut bad_loop) = AsyncClient::new(bad, 10);
-    let refused = tokio::time::timeout(Duration::from_secs(10), bad_loop.poll()).await.unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), bad_loop.poll())
+        .await
+        .unwrap();
     assert!(refused.is_err(), "a wrong token must not connect: {refused:?}");
 
     let mut options = MqttOptions::new("probe-1", host, port);
@@ -92,15 +105,22 @@ async fn acknowledged_points_survive_kill_9() {
     let (client, mut events) = AsyncClient::new(options, MESSAGES + 10);
     let topic = format!("devices/{device}/telemetry");
     for i in 0..MESSAGES as i64 {
-        let payload = json!({"ts": base_ms + i * 1000, "values": {"vwc": (i % 100) as f64 / 2.0, "soil_temperature": 18.5}});
-        client.publish(&topic, QoS::AtLeastOnce, false, payload.to_string()).await.unwrap();
+        let payload =
+            json!({"ts": base_ms + i * 1000, "values": {"vwc": (i % 100) as f64 / 2.0, "soil_temperature": 18.5}});
+        client
+            .publish(&topic, QoS::AtLeastOnce, false, payload.to_string())
+            .await
+            .unwrap();
     }
     // Packet ids are handed out in publish order and reused only once acknowledged.
     let mut next = 0i64;
     let mut in_flight: HashMap<u16, i64> = HashMap::new();
     let mut acked: Vec<i64> = Vec::new();
     while acked.len() < KILL_AFTER_ACKS {
-        match tokio::time::timeout(Duration::from_secs(30), events.poll()).await.expect("the server answers") {
+        match tokio::time::timeout(Duration::from_secs(30), events.poll())
+            .await
+            .expect("the server answers")
+        {
             Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
                 in_flight.insert(pkid, base_ms + next * 1000);
                 next += 1;
@@ -127,14 +147,31 @@ async fn acknowledged_points_survive_kill_9() {
 
     let server = serve(dir.path(), Some(ADMIN_PASSWORD));
     let token = admin(&server.base).await;
-    let stored = stored_times(&server.base, &token, device, base_ms - 300_000, base_ms + MESSAGES as i64 * 1000).await;
+    let stored = stored_times(
+        &server.base,
+        &token,
+        device,
+        base_ms - 300_000,
+        base_ms + MESSAGES as i64 * 1000,
+    )
+    .await;
     let stored: std::collections::HashSet<i64> = stored.into_iter().collect();
     let lost: Vec<&i64> = acked.iter().filter(|ts| !stored.contains(ts)).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged points lost: {:?}", lost.len(), acked.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged points lost: {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
     for i in 0..100 {
         assert!(stored.contains(&(base_ms - 200_000 + i * 1000)), "HTTP point {i} lost");
     }
-    eprintln!("{} acknowledged before SIGKILL, {} stored after restart, none lost", acked.len(), stored.len());
+    eprintln!(
+        "{} acknowledged before SIGKILL, {} stored after restart, none lost",
+        acked.len(),
+        stored.len()
+    );
 }
 
 #[test]

@@ -48,7 +48,10 @@ pub fn routes() -> Vec<ApiRoute> {
             tag: "produce",
             access: Access::Authenticated,
             body: None,
-            query: &[("region", "only batches in this region"), ("limit", "at most this many (default 100)")],
+            query: &[
+                ("region", "only batches in this region"),
+                ("limit", "at most this many (default 100)"),
+            ],
             ok_status: 200,
             handler: get(list_route),
         },
@@ -69,7 +72,9 @@ pub fn routes() -> Vec<ApiRoute> {
             summary: "Record a step: {\"step\":\"input\",product_id,label_code?,applied_on,amount,unit} | {\"step\":\"harvest\",harvested_on,quantity_kg} | {\"step\":\"test\",tested_on,item,passed,lab}",
             tag: "produce",
             access: Access::Roles(PRODUCERS),
-            body: Some(json!({"type": "object", "required": ["step"], "properties": {"step": {"enum": ["input", "harvest", "test"]}}})),
+            body: Some(
+                json!({"type": "object", "required": ["step"], "properties": {"step": {"enum": ["input", "harvest", "test"]}}}),
+            ),
             query: &[],
             ok_status: 200,
             handler: post(step_route),
@@ -80,7 +85,9 @@ pub fn routes() -> Vec<ApiRoute> {
             summary: "Label packages of a harvested batch: new trace codes aggregated under it (packing event)",
             tag: "produce",
             access: Access::Roles(PRODUCERS),
-            body: Some(json!({"type": "object", "required": ["count"], "properties": {"count": {"type": "integer", "minimum": 1, "maximum": MAX_PACKAGES}}})),
+            body: Some(
+                json!({"type": "object", "required": ["count"], "properties": {"count": {"type": "integer", "minimum": 1, "maximum": MAX_PACKAGES}}}),
+            ),
             query: &[],
             ok_status: 201,
             handler: post(packages_route),
@@ -103,7 +110,10 @@ pub fn routes() -> Vec<ApiRoute> {
             tag: "produce",
             access: Access::Public,
             body: None,
-            query: &[("format", "svg or png"), ("scale", "PNG pixels per module, 1–32 (default 8)")],
+            query: &[
+                ("format", "svg or png"),
+                ("scale", "PNG pixels per module, 1–32 (default 8)"),
+            ],
             ok_status: 200,
             handler: get(qr_route),
         },
@@ -117,7 +127,8 @@ fn parse_id(raw: &str) -> Result<i64, CoreError> {
 
 /// A code from a URL, or 404: a malformed code was never issued.
 pub fn parse_code(raw: &str) -> Result<TraceCode, CoreError> {
-    TraceCode::parse(raw).map_err(|e| CoreError::missing("unknown_trace_code", format!("{raw:?} is not a trace code: {e}")))
+    TraceCode::parse(raw)
+        .map_err(|e| CoreError::missing("unknown_trace_code", format!("{raw:?} is not a trace code: {e}")))
 }
 
 async fn create_route(
@@ -126,7 +137,10 @@ async fn create_route(
     ip: ClientIp,
     ApiJson(body): ApiJson<NewBatch>,
 ) -> ApiResult<(StatusCode, Json<Batch>)> {
-    Ok((StatusCode::CREATED, Json(store::create_batch(&state.db, &a.principal, &a.actor(&ip), body).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(store::create_batch(&state.db, &a.principal, &a.actor(&ip), body).await?),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -135,7 +149,11 @@ struct ListQuery {
     limit: Option<u64>,
 }
 
-async fn list_route(State(state): State<AppState>, a: Auth, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Value>> {
+async fn list_route(
+    State(state): State<AppState>,
+    a: Auth,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Value>> {
     let region = q.region.as_deref().map(RegionCode::parse).transpose()?;
     let batches = store::list_batches(&state.db, &a.principal, region.as_ref(), q.limit).await?;
     Ok(Json(json!({ "batches": batches })))
@@ -152,7 +170,9 @@ async fn step_route(
     Path(id): Path<String>,
     ApiJson(step): ApiJson<BatchStep>,
 ) -> ApiResult<Json<Batch>> {
-    Ok(Json(store::record_step(&state.db, &a.principal, &a.actor(&ip), parse_id(&id)?, step).await?))
+    Ok(Json(
+        store::record_step(&state.db, &a.principal, &a.actor(&ip), parse_id(&id)?, step).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -216,7 +236,10 @@ fn page_url(headers: &HeaderMap, code: &TraceCode) -> String {
         .or_else(|| headers.get(header::HOST))
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let scheme = headers.get("x-forwarded-proto").and_then(|h| h.to_str().ok()).unwrap_or("http");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("http");
     format!("{scheme}://{host}/t/{code}")
 }
 

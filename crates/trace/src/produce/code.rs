@@ -58,7 +58,10 @@ impl TraceCode {
                 .iter()
                 .position(|a| *a as char == c)
                 .filter(|v| *v < CHECK_MODULUS as usize)
-                .ok_or(TraceCodeError::Character { position: i + 1, found: c })?;
+                .ok_or(TraceCodeError::Character {
+                    position: i + 1,
+                    found: c,
+                })?;
             digits.push(value as u8);
         }
         if digits.len() != CODE_LEN {
@@ -76,7 +79,12 @@ impl TraceCode {
 
     /// `7K3M-Q9T2-…` for labels and pages.
     pub fn grouped(&self) -> String {
-        self.0.as_bytes().chunks(4).map(|c| std::str::from_utf8(c).expect("ASCII")).collect::<Vec<_>>().join("-")
+        self.0
+            .as_bytes()
+            .chunks(4)
+            .map(|c| std::str::from_utf8(c).expect("ASCII"))
+            .collect::<Vec<_>>()
+            .join("-")
     }
 
     /// The code as an EPCIS identifier (an EPC in the events' lists).
@@ -95,7 +103,11 @@ impl std::fmt::Display for TraceCode {
 /// a single change alters the sum by weight × difference and a swap of
 /// neighbours by the difference, neither a multiple of the prime 31.
 fn check_digit(digits: &[u8]) -> u8 {
-    let sum: u32 = digits.iter().enumerate().map(|(i, d)| (i as u32 + 1) * (*d as u32)).sum();
+    let sum: u32 = digits
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i as u32 + 1) * (*d as u32))
+        .sum();
     (sum % CHECK_MODULUS as u32) as u8
 }
 
@@ -111,7 +123,10 @@ mod tests {
             assert_eq!(code.as_str().len(), CODE_LEN);
             assert_eq!(TraceCode::parse(code.as_str()).unwrap(), code);
             assert_eq!(TraceCode::parse(&code.grouped()).unwrap(), code);
-            assert_eq!(TraceCode::parse(&code.grouped().to_lowercase().replace('-', " ")).unwrap(), code);
+            assert_eq!(
+                TraceCode::parse(&code.grouped().to_lowercase().replace('-', " ")).unwrap(),
+                code
+            );
         }
     }
 
@@ -120,12 +135,18 @@ mod tests {
         assert_eq!(TraceCode::parse("ABC"), Err(TraceCodeError::Length(3)));
         assert_eq!(
             TraceCode::parse("0123456789ABCDEU"),
-            Err(TraceCodeError::Character { position: 16, found: 'U' })
+            Err(TraceCodeError::Character {
+                position: 16,
+                found: 'U'
+            })
         );
         // Z is in the alphabet but never issued.
         assert_eq!(
             TraceCode::parse("Z123456789ABCDEF"),
-            Err(TraceCodeError::Character { position: 1, found: 'Z' })
+            Err(TraceCodeError::Character {
+                position: 1,
+                found: 'Z'
+            })
         );
         let code = TraceCode::generate();
         assert!(code.epc().starts_with("urn:shuxiang:tc:"));

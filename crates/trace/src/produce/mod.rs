@@ -157,7 +157,11 @@ pub fn step_event(batch_code: &TraceCode, village: &str, step: &BatchStep, produ
                 "urn:shuxiang:input:{}",
                 product.registration_number.as_deref().unwrap_or(&product.name)
             );
-            let uom = UNITS.iter().find(|(u, _)| u == unit).map(|(_, code)| *code).unwrap_or("KGM");
+            let uom = UNITS
+                .iter()
+                .find(|(u, _)| u == unit)
+                .map(|(_, code)| *code)
+                .unwrap_or("KGM");
             let mut e = json!({
                 "type": "TransformationEvent",
                 "eventTime": event_time(*applied_on),
@@ -296,8 +300,17 @@ mod tests {
             },
         ];
         let mut events = vec![commissioning_event(&code, &batch(), date("2026-04-10"))];
-        events.extend(steps.iter().map(|s| step_event(&code, "360121200210", s, Some(&product))));
-        events.push(packing_event(&code, "360121200210", &[TraceCode::generate()], date("2026-09-22")));
+        events.extend(
+            steps
+                .iter()
+                .map(|s| step_event(&code, "360121200210", s, Some(&product))),
+        );
+        events.push(packing_event(
+            &code,
+            "360121200210",
+            &[TraceCode::generate()],
+            date("2026-09-22"),
+        ));
         for e in &events {
             if let Err(v) = validate_event(e) {
                 panic!("{e}\n{v:?}");
@@ -308,7 +321,11 @@ mod tests {
             let key = e.as_object().unwrap().keys().find(|k| k.starts_with("sx:")).cloned();
             if let Some(k) = key {
                 changed[k.as_str()] = json!("tampered");
-                assert_ne!(with, event_hash_id(&changed, &Context::from_document(&changed)).unwrap(), "{k} hashed");
+                assert_ne!(
+                    with,
+                    event_hash_id(&changed, &Context::from_document(&changed)).unwrap(),
+                    "{k} hashed"
+                );
             }
         }
     }

@@ -92,7 +92,9 @@ mod tests {
         let info = reader.next_frame(&mut buf).unwrap();
         let side = info.width as usize;
         let size = side / scale;
-        let dark = (0..size * size).map(|i| buf[(i / size) * scale * side + (i % size) * scale] == 0).collect();
+        let dark = (0..size * size)
+            .map(|i| buf[(i / size) * scale * side + (i % size) * scale] == 0)
+            .collect();
         (size, dark)
     }
 

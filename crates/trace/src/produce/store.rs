@@ -19,7 +19,9 @@ use shuxiang_core::region::{RegionCode, RegionLevel};
 use shuxiang_core::regions;
 use shuxiang_core::time::now;
 
-use super::{AppliedProduct, Batch, BatchStep, NewBatch, TraceCode, UNITS, commissioning_event, packing_event, step_event};
+use super::{
+    AppliedProduct, Batch, BatchStep, NewBatch, TraceCode, UNITS, commissioning_event, packing_event, step_event,
+};
 use crate::epcis::model::NewEvent;
 use crate::epcis::store::{Capturer, Planned, StoredEvent, get_event, store_events};
 use crate::epcis_hash::Context;
@@ -99,7 +101,10 @@ fn batch_columns() -> [ProduceBatches; 9] {
 fn text(raw: &str, code: &'static str, what: &str) -> Result<String, CoreError> {
     let t = raw.trim();
     if t.is_empty() || t.chars().count() > MAX_TEXT {
-        return Err(CoreError::invalid(code, format!("{what} must be 1 to {MAX_TEXT} characters")));
+        return Err(CoreError::invalid(
+            code,
+            format!("{what} must be 1 to {MAX_TEXT} characters"),
+        ));
     }
     Ok(t.to_owned())
 }
@@ -112,7 +117,10 @@ fn today() -> NaiveDate {
 /// a harvest that has not happened.
 fn not_future(date: NaiveDate, field: &str) -> Result<(), CoreError> {
     if date > today() {
-        return Err(CoreError::invalid("date_in_future", format!("{field} {date} is in the future")));
+        return Err(CoreError::invalid(
+            "date_in_future",
+            format!("{field} {date} is in the future"),
+        ));
     }
     Ok(())
 }
@@ -135,7 +143,13 @@ fn new_event(event: &Value) -> Result<NewEvent, CoreError> {
 /// Stores `event` and links it to the batch as its next step.
 async fn record_event(tx: &mut Tx, caller: &Principal, batch: &BatchRow, event: &Value) -> Result<String, CoreError> {
     let new = new_event(event)?;
-    let plan = store_events(tx, &capturer(caller, &batch.village), std::slice::from_ref(&new), now().timestamp_millis()).await?;
+    let plan = store_events(
+        tx,
+        &capturer(caller, &batch.village),
+        std::slice::from_ref(&new),
+        now().timestamp_millis(),
+    )
+    .await?;
     // The same step recorded twice is the same event: one line, not two.
     if plan.first() != Some(&Planned::New) {
         return Ok(new.hash_id);
@@ -148,12 +162,24 @@ async fn record_event(tx: &mut Tx, caller: &Principal, batch: &BatchRow, event: 
     let (last,): (Option<i32>,) = tx.fetch_one(&q).await?;
     let ins = Query::insert()
         .into_table(ProduceBatchEvents::Table)
-        .columns([ProduceBatchEvents::BatchId, ProduceBatchEvents::Seq, ProduceBatchEvents::HashId])
-        .values_panic([batch.id.into(), (last.unwrap_or(0) + 1).into(), new.hash_id.as_str().into()])
+        .columns([
+            ProduceBatchEvents::BatchId,
+            ProduceBatchEvents::Seq,
+            ProduceBatchEvents::HashId,
+        ])
+        .values_panic([
+            batch.id.into(),
+            (last.unwrap_or(0) + 1).into(),
+            new.hash_id.as_str().into(),
+        ])
         .to_owned();
-    tx.execute(&ins)
-        .await
-        .map_err(|e| on_unique(e, "concurrent_step", "another step of this batch was recorded at the same moment; try again"))?;
+    tx.execute(&ins).await.map_err(|e| {
+        on_unique(
+            e,
+            "concurrent_step",
+            "another step of this batch was recorded at the same moment; try again",
+        )
+    })?;
     Ok(new.hash_id)
 }
 
@@ -172,7 +198,10 @@ async fn insert_code(tx: &mut Tx, code: &TraceCode, batch_id: i64, kind: &str) -
 pub async fn create_batch(db: &Db, caller: &Principal, actor: &Actor, new: NewBatch) -> Result<Batch, CoreError> {
     let village = RegionCode::parse(&new.village)?;
     if village.level() != RegionLevel::Village {
-        return Err(CoreError::invalid("not_a_village", format!("{village} is not a village-level code")));
+        return Err(CoreError::invalid(
+            "not_a_village",
+            format!("{village} is not a village-level code"),
+        ));
     }
     caller.require(PRODUCERS, &village)?;
     regions::get(db, &village)
@@ -180,7 +209,11 @@ pub async fn create_batch(db: &Db, caller: &Principal, actor: &Actor, new: NewBa
         .ok_or_else(|| CoreError::missing("unknown_village", format!("no village with code {village}")))?;
     let crop = text(&new.crop, "invalid_crop", "the crop")?;
     let producer_name = text(&new.producer_name, "invalid_producer", "the producer name")?;
-    let parcel = new.parcel.as_deref().map(|p| text(p, "invalid_parcel", "the parcel")).transpose()?;
+    let parcel = new
+        .parcel
+        .as_deref()
+        .map(|p| text(p, "invalid_parcel", "the parcel"))
+        .transpose()?;
     match (new.lon, new.lat) {
         (Some(lon), Some(lat)) if (73.0..=136.0).contains(&lon) && (3.0..=54.0).contains(&lat) => {}
         (None, None) => {}
@@ -268,7 +301,9 @@ fn require_producer(caller: &Principal, row: &BatchRow) -> Result<(), CoreError>
     if caller.can(STAFF, &village) || (row.owner_id == caller.user_id && caller.can(&[Role::Farmer], &village)) {
         Ok(())
     } else {
-        Err(CoreError::Forbidden("only the batch's producer or staff of its region record its steps".into()))
+        Err(CoreError::Forbidden(
+            "only the batch's producer or staff of its region record its steps".into(),
+        ))
     }
 }
 
@@ -277,7 +312,10 @@ fn require_read(caller: &Principal, row: &BatchRow) -> Result<(), CoreError> {
     if caller.can(SCOPE_READERS, &village) || (row.owner_id == caller.user_id && caller.can(PRODUCERS, &village)) {
         Ok(())
     } else {
-        Err(CoreError::Forbidden(format!("produce batch {} is outside your scope", row.id)))
+        Err(CoreError::Forbidden(format!(
+            "produce batch {} is outside your scope",
+            row.id
+        )))
     }
 }
 
@@ -375,7 +413,10 @@ pub async fn record_step(
         } => {
             not_future(*applied_on, "applied_on")?;
             if !(amount.is_finite() && *amount > 0.0) {
-                return Err(CoreError::invalid("invalid_amount", "the amount must be a positive number"));
+                return Err(CoreError::invalid(
+                    "invalid_amount",
+                    "the amount must be a positive number",
+                ));
             }
             if !UNITS.iter().any(|(u, _)| u == unit) {
                 return Err(CoreError::invalid("invalid_unit", "the unit must be kg, g, L or mL"));
@@ -411,7 +452,10 @@ pub async fn record_step(
         } => {
             not_future(*harvested_on, "harvested_on")?;
             if !(quantity_kg.is_finite() && *quantity_kg > 0.0) {
-                return Err(CoreError::invalid("invalid_quantity", "the harvested quantity must be positive"));
+                return Err(CoreError::invalid(
+                    "invalid_quantity",
+                    "the harvested quantity must be positive",
+                ));
             }
             None
         }
@@ -464,10 +508,16 @@ pub async fn add_packages(
     require_read(caller, &row)?;
     require_producer(caller, &row)?;
     if count == 0 || count > MAX_PACKAGES {
-        return Err(CoreError::invalid("invalid_count", format!("label 1 to {MAX_PACKAGES} packages at a time")));
+        return Err(CoreError::invalid(
+            "invalid_count",
+            format!("label 1 to {MAX_PACKAGES} packages at a time"),
+        ));
     }
     if !row.harvested {
-        return Err(CoreError::conflict("not_harvested", "record the harvest before packing"));
+        return Err(CoreError::conflict(
+            "not_harvested",
+            "record the harvest before packing",
+        ));
     }
     let code = TraceCode::parse(&row.code).map_err(|e| CoreError::Internal(format!("stored batch code: {e}")))?;
     let packages: Vec<TraceCode> = (0..count).map(|_| TraceCode::generate()).collect();
@@ -481,7 +531,13 @@ pub async fn add_packages(
         }
         tx.execute(&ins).await?;
     }
-    let hash_id = record_event(&mut tx, caller, &row, &packing_event(&code, &row.village, &packages, today())).await?;
+    let hash_id = record_event(
+        &mut tx,
+        caller,
+        &row,
+        &packing_event(&code, &row.village, &packages, today()),
+    )
+    .await?;
     audit::record(
         &mut tx,
         actor,

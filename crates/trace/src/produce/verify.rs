@@ -46,7 +46,10 @@ pub async fn verify_scan(db: &Db, verifier: &Verifier, scanned: &Scanned) -> Res
         Some(stored) => match open_checkpoint(&stored.note, verifier) {
             Ok(cp) => Some(cp),
             Err(e) => {
-                out.failed.push(("checkpoint".into(), format!("the latest checkpoint's signature fails: {e}")));
+                out.failed.push((
+                    "checkpoint".into(),
+                    format!("the latest checkpoint's signature fails: {e}"),
+                ));
                 None
             }
         },
@@ -57,11 +60,15 @@ pub async fn verify_scan(db: &Db, verifier: &Verifier, scanned: &Scanned) -> Res
         match event_hash_id(&body, &Context::from_document(&body)) {
             Ok(h) if h == event.hash_id => {}
             Ok(_) => {
-                out.failed.push((event.hash_id.clone(), "the stored event no longer hashes to its ID".into()));
+                out.failed.push((
+                    event.hash_id.clone(),
+                    "the stored event no longer hashes to its ID".into(),
+                ));
                 continue;
             }
             Err(e) => {
-                out.failed.push((event.hash_id.clone(), format!("the stored event cannot be hashed: {e}")));
+                out.failed
+                    .push((event.hash_id.clone(), format!("the stored event cannot be hashed: {e}")));
                 continue;
             }
         }
@@ -71,12 +78,22 @@ pub async fn verify_scan(db: &Db, verifier: &Verifier, scanned: &Scanned) -> Res
         };
         out.checkpoint_size = cp.size();
         match log_store::inclusion_proof(db, &event.hash_id, Some(cp.size())).await {
-            Ok(p) => match verify_inclusion(&leaf_hash(event.hash_id.as_bytes()), p.leaf_index, p.tree_size, &p.proof, cp.root()) {
+            Ok(p) => match verify_inclusion(
+                &leaf_hash(event.hash_id.as_bytes()),
+                p.leaf_index,
+                p.tree_size,
+                &p.proof,
+                cp.root(),
+            ) {
                 Ok(()) => out.verified += 1,
-                Err(e) => out.failed.push((event.hash_id.clone(), format!("inclusion proof fails: {e}"))),
+                Err(e) => out
+                    .failed
+                    .push((event.hash_id.clone(), format!("inclusion proof fails: {e}"))),
             },
             Err(LogError::Proof(ProofError::IndexOutOfRange { .. })) => out.pending += 1,
-            Err(LogError::NotFound(_)) => out.failed.push((event.hash_id.clone(), "the event is not in the log".into())),
+            Err(LogError::NotFound(_)) => out
+                .failed
+                .push((event.hash_id.clone(), "the event is not in the log".into())),
             Err(e) => return Err(e.into()),
         }
     }

@@ -145,7 +145,11 @@ fn metric_label(t: DeviceType, key: &str, lang: Lang) -> String {
 
 fn format_value(t: DeviceType, key: &str, v: f64) -> String {
     let unit = t.metric(key).map(|m| m.unit).unwrap_or("");
-    let v = if v.fract() == 0.0 { format!("{v:.0}") } else { format!("{v:.2}") };
+    let v = if v.fract() == 0.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    };
     if unit.is_empty() { v } else { format!("{v} {unit}") }
 }
 
@@ -154,7 +158,9 @@ fn now_ms() -> i64 {
 }
 
 fn time_of(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| local_time(&t)).unwrap_or_default()
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| local_time(&t))
+        .unwrap_or_default()
 }
 
 // ---- the region dashboard ----
@@ -236,7 +242,10 @@ fn alarm_row(a: &Alarm, may_act: bool) -> AlarmRow {
 }
 
 /// Latest value per metric of each device, by device id.
-async fn latest_of(state: &AppState, list: &[Device]) -> Result<BTreeMap<i64, Vec<(String, series::RawPoint)>>, CoreError> {
+async fn latest_of(
+    state: &AppState,
+    list: &[Device],
+) -> Result<BTreeMap<i64, Vec<(String, series::RawPoint)>>, CoreError> {
     let mut out = BTreeMap::new();
     for d in list {
         out.insert(d.id, series::latest(&state.db, d.id).await?);
@@ -244,7 +253,11 @@ async fn latest_of(state: &AppState, list: &[Device]) -> Result<BTreeMap<i64, Ve
     Ok(out)
 }
 
-pub async fn dashboard(State(state): State<AppState>, s: Signed, PageQuery(q): PageQuery<DashboardQuery>) -> PageResult {
+pub async fn dashboard(
+    State(state): State<AppState>,
+    s: Signed,
+    PageQuery(q): PageQuery<DashboardQuery>,
+) -> PageResult {
     let mt = texts(s.lang);
     let p = &s.auth.principal;
     let region_code = q.region.unwrap_or_else(|| default_region(&s));
@@ -262,8 +275,11 @@ pub async fn dashboard(State(state): State<AppState>, s: Signed, PageQuery(q): P
     let mut village_codes: Vec<RegionCode> = list.iter().map(|d| d.village.clone()).collect();
     village_codes.sort();
     village_codes.dedup();
-    let names: BTreeMap<String, String> =
-        regions::names(&state.db, &village_codes).await.map_err(AppError::from)?.into_iter().collect();
+    let names: BTreeMap<String, String> = regions::names(&state.db, &village_codes)
+        .await
+        .map_err(AppError::from)?
+        .into_iter()
+        .collect();
     let devices = list
         .iter()
         .map(|d| {
@@ -273,10 +289,19 @@ pub async fn dashboard(State(state): State<AppState>, s: Signed, PageQuery(q): P
                 id: d.id,
                 name: d.name.clone(),
                 kind: type_label(d.device_type, s.lang),
-                village: names.get(d.village.as_str()).cloned().unwrap_or_else(|| d.village.to_string()),
+                village: names
+                    .get(d.village.as_str())
+                    .cloned()
+                    .unwrap_or_else(|| d.village.to_string()),
                 latest: values
                     .iter()
-                    .map(|(m, v)| format!("{} {}", metric_label(d.device_type, m, s.lang), format_value(d.device_type, m, v.value)))
+                    .map(|(m, v)| {
+                        format!(
+                            "{} {}",
+                            metric_label(d.device_type, m, s.lang),
+                            format_value(d.device_type, m, v.value)
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(" · "),
                 last_seen: last.map(time_of).unwrap_or_else(|| mt.never.to_owned()),
@@ -286,9 +311,10 @@ pub async fn dashboard(State(state): State<AppState>, s: Signed, PageQuery(q): P
         .collect();
 
     // Alarms: staff see their region's; a farmer's list holds their devices'.
-    let may_read_alarms = p.grants.iter().any(|g| {
-        matches!(g.role, Role::Admin | Role::Official | Role::VillageStaff | Role::Farmer)
-    });
+    let may_read_alarms = p
+        .grants
+        .iter()
+        .any(|g| matches!(g.role, Role::Admin | Role::Official | Role::VillageStaff | Role::Farmer));
     let alarms = if may_read_alarms {
         let filter = AlarmQuery {
             region: p
@@ -304,14 +330,22 @@ pub async fn dashboard(State(state): State<AppState>, s: Signed, PageQuery(q): P
             .map_err(AppError::from)?
             .iter()
             .filter(|a| a.status != Status::Cleared && a.village.starts_with(&region.code))
-            .map(|a| alarm_row(a, p.can(alarms::STAFF, &RegionCode::parse(&a.village).unwrap_or(code.clone()))))
+            .map(|a| {
+                alarm_row(
+                    a,
+                    p.can(alarms::STAFF, &RegionCode::parse(&a.village).unwrap_or(code.clone())),
+                )
+            })
             .collect()
     } else {
         Vec::new()
     };
 
     // The county map with the devices on it, and the villages' overview.
-    let county = (code.level() >= RegionLevel::County).then(|| RegionCode::parse(&region.code[..6])).transpose().map_err(AppError::from)?;
+    let county = (code.level() >= RegionLevel::County)
+        .then(|| RegionCode::parse(&region.code[..6]))
+        .transpose()
+        .map_err(AppError::from)?;
     let map = match &county {
         Some(c) => regions::boundary(&state.db, c)
             .await
@@ -355,7 +389,12 @@ fn overview(
             DeviceType::SoilMoisture => entry.0.extend(get("vwc")),
             DeviceType::WaterQuality => {
                 let part = |k: &str| get(k).map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into());
-                entry.1.push(format!("{} / {} / {}", part("ph"), part("turbidity"), part("residual_chlorine")));
+                entry.1.push(format!(
+                    "{} / {} / {}",
+                    part("ph"),
+                    part("turbidity"),
+                    part("residual_chlorine")
+                ));
             }
             _ => {}
         }
@@ -370,7 +409,11 @@ fn overview(
             } else {
                 format!("{:.1}", vwc.iter().sum::<f64>() / vwc.len() as f64)
             },
-            water: if water.is_empty() { "–".into() } else { water.join("; ") },
+            water: if water.is_empty() {
+                "–".into()
+            } else {
+                water.join("; ")
+            },
         })
         .collect()
 }
@@ -425,7 +468,9 @@ pub async fn device_page(
 ) -> PageResult {
     let mt = texts(s.lang);
     let p = &s.auth.principal;
-    let id: i64 = id.parse().map_err(|_| PageError::not_found(format!("no device {id}")))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| PageError::not_found(format!("no device {id}")))?;
     let device = devices::get_visible(&state.db, p, id).await.map_err(AppError::from)?;
     let range = q.range.as_deref().unwrap_or("24h");
     let (_, _, span, step) = RANGES.iter().find(|r| r.0 == range).copied().unwrap_or(RANGES[0]);
@@ -457,12 +502,22 @@ pub async fn device_page(
             latest: latest
                 .iter()
                 .find(|(k, _)| k == m.key)
-                .map(|(_, v)| format!("{} ({})", format_value(device.device_type, m.key, v.value), time_of(v.ts_ms)))
+                .map(|(_, v)| {
+                    format!(
+                        "{} ({})",
+                        format_value(device.device_type, m.key, v.value),
+                        time_of(v.ts_ms)
+                    )
+                })
                 .unwrap_or_default(),
             label,
         });
     }
-    let alarms = if p.grants.iter().any(|g| matches!(g.role, Role::Admin | Role::Official | Role::VillageStaff | Role::Farmer)) {
+    let alarms = if p
+        .grants
+        .iter()
+        .any(|g| matches!(g.role, Role::Admin | Role::Official | Role::VillageStaff | Role::Farmer))
+    {
         let filter = AlarmQuery {
             region: None,
             status: None,

@@ -118,7 +118,9 @@ pub async fn region_page(
         RegionLevel::County => regions::boundary(&state.db, &code)
             .await?
             .and_then(|b| svgmap::parse_boundary(&b.simplified))
-            .and_then(|shape| svgmap::outline("region-outline", &format!("{} {}", region.name, t.outline), &shape, &[])),
+            .and_then(|shape| {
+                svgmap::outline("region-outline", &format!("{} {}", region.name, t.outline), &shape, &[])
+            }),
         _ => None,
     };
     let village = (region.level() == RegionLevel::Village).then(|| {

@@ -148,15 +148,28 @@ fn step_of(tt: &'static TraceTexts, body: &Map<String, Value>, hash_id: &str) ->
         }
         BIZSTEP_HARVESTING => (
             tt.harvest,
-            body.get("sx:quantityKg").and_then(Value::as_f64).map(|q| format!("{q} kg")).unwrap_or_default(),
+            body.get("sx:quantityKg")
+                .and_then(Value::as_f64)
+                .map(|q| format!("{q} kg"))
+                .unwrap_or_default(),
         ),
         "inspecting" => {
-            let verdict = if text(body, "disposition") == "conformant" { tt.passed } else { tt.failed };
-            (tt.test, format!("{} · {verdict} · {}", text(body, "sx:testItem"), text(body, "sx:lab")))
+            let verdict = if text(body, "disposition") == "conformant" {
+                tt.passed
+            } else {
+                tt.failed
+            };
+            (
+                tt.test,
+                format!("{} · {verdict} · {}", text(body, "sx:testItem"), text(body, "sx:lab")),
+            )
         }
         "packing" => (
             tt.packed,
-            body.get("childEPCs").and_then(Value::as_array).map(|c| format!("× {}", c.len())).unwrap_or_default(),
+            body.get("childEPCs")
+                .and_then(Value::as_array)
+                .map(|c| format!("× {}", c.len()))
+                .unwrap_or_default(),
         ),
         _ => (tt.history, String::new()),
     };
@@ -214,10 +227,14 @@ pub async fn trace_page(State(state): State<AppState>, v: Visitor, Path(raw): Pa
     let Some(scanned) = store::scan(&state.db, &code).await.map_err(AppError::from)? else {
         return unknown();
     };
-    let keys = state
-        .slice::<TraceLogKeys>()
-        .ok_or_else(|| PageError::from(AppError(shuxiang_core::CoreError::Internal("trace log keys missing".into()))))?;
-    let verification = verify_scan(&state.db, &keys.signer.verifier(), &scanned).await.map_err(AppError::from)?;
+    let keys = state.slice::<TraceLogKeys>().ok_or_else(|| {
+        PageError::from(AppError(shuxiang_core::CoreError::Internal(
+            "trace log keys missing".into(),
+        )))
+    })?;
+    let verification = verify_scan(&state.db, &keys.signer.verifier(), &scanned)
+        .await
+        .map_err(AppError::from)?;
     let (badge, badge_text) = badge(&verification, tt);
     let commissioning = scanned.events.first().map(|e| &e.body);
     let (origin, map) = origin(&state, &scanned).await?;
@@ -225,17 +242,29 @@ pub async fn trace_page(State(state): State<AppState>, v: Visitor, Path(raw): Pa
         c: v.chrome(),
         tt,
         code: code.grouped(),
-        batch_code: scanned
-            .is_package
-            .then(|| TraceCode::parse(&scanned.batch_code).map(|c| c.grouped()).unwrap_or_default()),
+        batch_code: scanned.is_package.then(|| {
+            TraceCode::parse(&scanned.batch_code)
+                .map(|c| c.grouped())
+                .unwrap_or_default()
+        }),
         crop: commissioning.map(|b| text(b, "sx:crop").to_owned()).unwrap_or_default(),
-        producer: commissioning.map(|b| text(b, "sx:producer").to_owned()).unwrap_or_default(),
+        producer: commissioning
+            .map(|b| text(b, "sx:producer").to_owned())
+            .unwrap_or_default(),
         origin,
         map,
-        steps: scanned.events.iter().map(|e| step_of(tt, &e.body, &e.hash_id)).collect(),
+        steps: scanned
+            .events
+            .iter()
+            .map(|e| step_of(tt, &e.body, &e.hash_id))
+            .collect(),
         badge,
         badge_text,
-        problems: verification.failed.iter().map(|(id, why)| format!("{id}: {why}")).collect(),
+        problems: verification
+            .failed
+            .iter()
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect(),
     };
     render(StatusCode::OK, &page)
 }

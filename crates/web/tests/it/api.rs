@@ -228,3 +228,17 @@ server_test!(async fn pesticide_label_codes_are_validated_with_the_failing_posit
     assert_error(srv.call(Method::POST, "/api/v1/inputs/validate-code", None, Some(json!({"code": "1"}))).await, 401, "unauthenticated").await;
     assert_error(srv.call(Method::POST, "/api/v1/inputs/validate-code", Some(&dealer), Some(json!({}))).await, 422, "invalid_body").await;
 });
+
+server_test!(async fn bodies_over_the_limit_are_refused_in_json(srv) {
+    let admin = srv.admin_token().await;
+    let big = vec![b' '; 3 * 1024 * 1024];
+    let r = client()
+        .post(srv.url("/api/v1/epcis/capture"))
+        .bearer_auth(&admin)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 413, "payload_too_large").await;
+});

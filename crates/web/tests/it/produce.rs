@@ -14,7 +14,8 @@ const VILLAGE: &str = "360102002001";
 const LABEL_CODE: &str = "11800011001000000000000000000001";
 
 async fn scan(srv: &crate::support::TestServer, code: &str) -> Value {
-    srv.json(Method::GET, &format!("/api/v1/trace-codes/{code}"), None, None, 200).await
+    srv.json(Method::GET, &format!("/api/v1/trace-codes/{code}"), None, None, 200)
+        .await
 }
 
 server_test!(async fn a_batch_from_planting_to_a_verified_consumer_page(srv) {
