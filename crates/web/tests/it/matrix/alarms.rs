@@ -20,7 +20,12 @@ const STAFF: &[&str] = &["admin", "official", "village_staff"];
 const READERS: &[&str] = &["admin", "official", "village_staff", "farmer"];
 
 /// Creates what the rows below refer to, under names in `extra`.
-pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
+pub(super) async fn fixture(
+    srv: &TestServer,
+    admin: &str,
+    out_village: &str,
+    extra: &mut HashMap<&'static str, String>,
+) {
     let id = |v: serde_json::Value| v["id"].as_i64().unwrap().to_string();
     let rule = |region: &str| reefer_rule(region);
     let idle_meter = json!({"name": "水表离线", "region": "360102", "device_type": "water_meter", "severity": "minor",
@@ -51,23 +56,9 @@ pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&
         id(post("/api/v1/alarm-webhooks", hook("360102")).await),
     );
 
-    let towns = srv
-        .json(Method::GET, "/api/v1/regions/360103/children", Some(admin), None, 200)
-        .await;
-    let town = towns["regions"][0]["code"].as_str().unwrap().to_string();
-    let villages = srv
-        .json(
-            Method::GET,
-            &format!("/api/v1/regions/{town}/children"),
-            Some(admin),
-            None,
-            200,
-        )
-        .await;
-    let out_village = villages["regions"][0]["code"].as_str().unwrap().to_string();
     for (key, village, owner) in [
         ("alarm_in", IN_VILLAGE, Some("rolefarmer")),
-        ("alarm_out", out_village.as_str(), None),
+        ("alarm_out", out_village, None),
         ("alarm_admin", IN_VILLAGE, None),
         ("alarm_official", IN_VILLAGE, None),
         ("alarm_village_staff", IN_VILLAGE, None),

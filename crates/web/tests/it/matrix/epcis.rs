@@ -59,7 +59,12 @@ fn encode(s: &str) -> String {
 
 /// One event and one capture job per capturing role (as that role, in
 /// 360102) and of the outsider (a farmer of 360103).
-pub(super) async fn fixture(srv: &TestServer, _admin: &str, extra: &mut HashMap<&'static str, String>) {
+pub(super) async fn fixture(
+    srv: &TestServer,
+    _admin: &str,
+    _out_village: &str,
+    extra: &mut HashMap<&'static str, String>,
+) {
     let mut capturers: Vec<(&str, String)> = Vec::new();
     for role in CAPTURERS {
         let token = srv

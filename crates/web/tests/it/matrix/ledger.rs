@@ -39,7 +39,12 @@ async fn post_id(srv: &TestServer, path: &str, token: &str, body: serde_json::Va
 }
 
 /// Creates what the rows below refer to, under names in `extra`.
-pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
+pub(super) async fn fixture(
+    srv: &TestServer,
+    admin: &str,
+    out_village: &str,
+    extra: &mut HashMap<&'static str, String>,
+) {
     let dealer_in = srv.login("roledealer", USER_PASSWORD).await;
     let dealer_out = srv.user_with("ledgerdealerout", "dealer", "360103").await;
     let owner_in = user_id(srv, &dealer_in).await;
@@ -67,21 +72,6 @@ pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&
         json!({"kind": "fertilizer", "name": "矩阵禁用品", "maker": "x", "banned": true}),
     )
     .await;
-    let out_village = &srv
-        .json(Method::GET, "/api/v1/regions/360103/children", Some(admin), None, 200)
-        .await["regions"][0]["code"];
-    let out_village = srv
-        .json(
-            Method::GET,
-            &format!("/api/v1/regions/{}/children", out_village.as_str().unwrap()),
-            Some(admin),
-            None,
-            200,
-        )
-        .await["regions"][0]["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let sale = |product: &str, village: &str| {
         json!({"product_id": product.parse::<i64>().unwrap(), "quantity": 1, "unit": "kg", "buyer_name": "张三",
             "buyer_id_number": "11010519491231002X", "buyer_village": village})
@@ -100,13 +90,13 @@ pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&
     let sale_in = post_id(srv, &sales_in, &dealer_in, sale(&product, IN_VILLAGE)).await;
     let to_reverse_in = post_id(srv, &sales_in, &dealer_in, sale(&product, IN_VILLAGE)).await;
     let sales_out = format!("/api/v1/dealers/{shop_out}/sales");
-    let sale_out = post_id(srv, &sales_out, &dealer_out, sale(&product, &out_village)).await;
+    let sale_out = post_id(srv, &sales_out, &dealer_out, sale(&product, out_village)).await;
     // An alarm in 西湖区.
     srv.json(
         Method::POST,
         &sales_out,
         Some(&dealer_out),
-        Some(sale(&banned, &out_village)),
+        Some(sale(&banned, out_village)),
         422,
     )
     .await;

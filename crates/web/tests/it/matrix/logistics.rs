@@ -65,7 +65,12 @@ fn id(v: &Value) -> String {
 }
 
 /// Creates what the rows below refer to, under names in `extra`.
-pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
+pub(super) async fn fixture(
+    srv: &TestServer,
+    admin: &str,
+    _out_village: &str,
+    extra: &mut HashMap<&'static str, String>,
+) {
     let post = |path: &'static str, token: String, body: Value, status: u16| async move {
         srv.json(Method::POST, path, Some(&token), Some(body), status).await
     };

@@ -35,13 +35,13 @@ fn slice_rows(m: &mut HashMap<&'static str, Row>) {
     produce::rows(m);
 }
 
-async fn slice_fixtures(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
-    telemetry::fixture(srv, admin, extra).await;
-    alarms::fixture(srv, admin, extra).await;
-    epcis::fixture(srv, admin, extra).await;
-    ledger::fixture(srv, admin, extra).await;
-    logistics::fixture(srv, admin, extra).await;
-    produce::fixture(srv, admin, extra).await;
+async fn slice_fixtures(srv: &TestServer, admin: &str, out_village: &str, extra: &mut HashMap<&'static str, String>) {
+    telemetry::fixture(srv, admin, out_village, extra).await;
+    alarms::fixture(srv, admin, out_village, extra).await;
+    epcis::fixture(srv, admin, out_village, extra).await;
+    ledger::fixture(srv, admin, out_village, extra).await;
+    logistics::fixture(srv, admin, out_village, extra).await;
+    produce::fixture(srv, admin, out_village, extra).await;
 }
 
 use std::collections::HashMap;
@@ -474,7 +474,7 @@ async fn fixture(srv: &TestServer) -> Fixture {
         .as_i64()
         .unwrap();
     let mut extra = HashMap::new();
-    slice_fixtures(srv, &admin, &mut extra).await;
+    slice_fixtures(srv, &admin, &out_village, &mut extra).await;
     Fixture {
         tokens,
         own_token_ids,

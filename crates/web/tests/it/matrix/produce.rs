@@ -17,26 +17,15 @@ const READERS: &[&str] = &["admin", "official", "village_staff", "expert"];
 const STAFF: &[&str] = &["admin", "official", "village_staff"];
 
 /// A harvested batch in each county, registered by the administrator.
-pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
-    let out_village = {
-        let towns = srv
-            .json(Method::GET, "/api/v1/regions/360103/children", Some(admin), None, 200)
-            .await;
-        let town = towns["regions"][0]["code"].as_str().unwrap().to_string();
-        let villages = srv
-            .json(
-                Method::GET,
-                &format!("/api/v1/regions/{town}/children"),
-                Some(admin),
-                None,
-                200,
-            )
-            .await;
-        villages["regions"][0]["code"].as_str().unwrap().to_string()
-    };
+pub(super) async fn fixture(
+    srv: &TestServer,
+    admin: &str,
+    out_village: &str,
+    extra: &mut HashMap<&'static str, String>,
+) {
     for (name, code_name, village) in [
         ("batch_in", "batch_in_code", IN_VILLAGE.to_string()),
-        ("batch_out", "batch_out_code", out_village),
+        ("batch_out", "batch_out_code", out_village.to_string()),
     ] {
         let b = srv
             .json(

@@ -31,7 +31,12 @@ const OUT_VILLAGE: &str = "360103001001";
 const OUT_DEVICE_NAME: &str = "matrix-out-device";
 
 /// Creates what the rows below refer to, under names in `extra`.
-pub(super) async fn fixture(srv: &TestServer, admin: &str, extra: &mut HashMap<&'static str, String>) {
+pub(super) async fn fixture(
+    srv: &TestServer,
+    admin: &str,
+    _out_village: &str,
+    extra: &mut HashMap<&'static str, String>,
+) {
     let inside = srv
         .json(
             Method::POST,
