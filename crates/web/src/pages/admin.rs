@@ -24,7 +24,7 @@ use crate::state::AppState;
 
 /// Status of a form shown again with its error: the error's own status,
 /// except that a malformed field is a validation failure like any other.
-fn form_status(e: &AppError) -> StatusCode {
+pub(super) fn form_status(e: &AppError) -> StatusCode {
     match e.status() {
         StatusCode::BAD_REQUEST => StatusCode::UNPROCESSABLE_ENTITY,
         s => s,
@@ -32,7 +32,7 @@ fn form_status(e: &AppError) -> StatusCode {
 }
 
 /// Errors a form shows inline; anything else (a fault) becomes a page.
-fn inline(e: AppError) -> Result<(StatusCode, String), PageError> {
+pub(super) fn inline(e: AppError) -> Result<(StatusCode, String), PageError> {
     let status = form_status(&e);
     if status.is_server_error() || status == StatusCode::UNAUTHORIZED {
         return Err(e.into());

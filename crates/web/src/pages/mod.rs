@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/search", get(regions::search))
         .route("/t/{code}", get(trace::trace_page))
         .route("/monitoring", get(monitoring::dashboard))
+        .route("/monitoring/devices", post(monitoring::register))
         .route("/monitoring/devices/{id}", get(monitoring::device_page))
         .route("/monitoring/alarms/{id}/{action}", post(monitoring::alarm_action))
         .route("/admin/users", get(admin::users).post(admin::create_user))

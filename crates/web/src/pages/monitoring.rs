@@ -18,7 +18,7 @@ use shuxiang_core::auth::{Role, Scope};
 use shuxiang_core::region::{RegionCode, RegionLevel};
 use shuxiang_core::regions;
 use shuxiang_telemetry::alarm::store::{self as alarms, Alarm, AlarmQuery, Status};
-use shuxiang_telemetry::devices::{self, Device, DeviceQuery};
+use shuxiang_telemetry::devices::{self, Device, DeviceQuery, Location, NewDevice};
 use shuxiang_telemetry::model::DeviceType;
 use shuxiang_telemetry::series::{self, Step};
 
@@ -60,6 +60,15 @@ pub struct MonitoringTexts {
     pub range: &'static str,
     pub no_data: &'static str,
     pub rejected: &'static str,
+    pub register: &'static str,
+    pub name: &'static str,
+    pub village_code: &'static str,
+    pub lon: &'static str,
+    pub lat: &'static str,
+    pub submit: &'static str,
+    pub import_csv: &'static str,
+    pub import_hint: &'static str,
+    pub token_once: &'static str,
 }
 
 static ZH: MonitoringTexts = MonitoringTexts {
@@ -87,6 +96,15 @@ static ZH: MonitoringTexts = MonitoringTexts {
     range: "时间范围",
     no_data: "该时段无数据",
     rejected: "被拒收的数据点",
+    register: "登记设备",
+    name: "名称",
+    village_code: "村代码（12位）",
+    lon: "经度",
+    lat: "纬度",
+    submit: "登记",
+    import_csv: "批量导入（CSV）",
+    import_hint: "首行为 name,type,village,lon,lat；任一行有误则全部不导入。",
+    token_once: "设备令牌只显示这一次，请立即写入设备（MQTT 用户名为设备编号，密码为令牌）：",
 };
 
 static EN: MonitoringTexts = MonitoringTexts {
@@ -114,6 +132,15 @@ static EN: MonitoringTexts = MonitoringTexts {
     range: "Time range",
     no_data: "No data in this period",
     rejected: "Rejected points",
+    register: "Register a device",
+    name: "Name",
+    village_code: "Village code (12 digits)",
+    lon: "Longitude",
+    lat: "Latitude",
+    submit: "Register",
+    import_csv: "Bulk import (CSV)",
+    import_hint: "Header name,type,village,lon,lat; one bad line and nothing is imported.",
+    token_once: "Device tokens are shown this once; put them on the devices now (MQTT username = device id, password = token):",
 };
 
 fn texts(lang: Lang) -> &'static MonitoringTexts {
@@ -205,6 +232,39 @@ struct DashboardPage {
     devices: Vec<DeviceRow>,
     alarms: Vec<AlarmRow>,
     villages: Vec<VillageRow>,
+    /// The viewer manages devices here: the registration forms show.
+    can_register: bool,
+    types: Vec<(&'static str, &'static str)>,
+    form: RegisterForm,
+    error: Option<String>,
+    /// Devices just registered, with their tokens (shown once).
+    issued: Vec<(i64, String, String)>,
+}
+
+/// The registration form's fields, kept to show again with an error.
+#[derive(Default, Deserialize)]
+pub struct RegisterForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default, rename = "type")]
+    device_type: String,
+    #[serde(default)]
+    village: String,
+    #[serde(default)]
+    lon: String,
+    #[serde(default)]
+    lat: String,
+    #[serde(default)]
+    csv: String,
+}
+
+/// What a form post leaves on the page it renders.
+#[derive(Default)]
+struct Outcome {
+    status: Option<StatusCode>,
+    form: RegisterForm,
+    error: Option<String>,
+    issued: Vec<(i64, String, String)>,
 }
 
 #[derive(Deserialize)]
@@ -258,9 +318,78 @@ pub async fn dashboard(
     s: Signed,
     PageQuery(q): PageQuery<DashboardQuery>,
 ) -> PageResult {
+    let region_code = q.region.unwrap_or_else(|| default_region(&s));
+    render_dashboard(&state, &s, region_code, Outcome::default()).await
+}
+
+/// Registers one device from the form, or every device of the pasted CSV,
+/// and shows the region's dashboard with the new tokens, once.
+pub async fn register(
+    State(state): State<AppState>,
+    s: Signed,
+    ip: ClientIp,
+    PageQuery(q): PageQuery<DashboardQuery>,
+    super::common::PageForm(form): super::common::PageForm<RegisterForm>,
+) -> PageResult {
+    let region_code = q.region.unwrap_or_else(|| default_region(&s));
+    let p = &s.auth.principal;
+    let actor = s.auth.actor(&ip);
+    let registered = if form.csv.trim().is_empty() {
+        register_one(&state, p, &actor, &form).await
+    } else {
+        devices::import_csv(&state.db, p, &actor, &form.csv).await.map(|list| {
+            list.into_iter()
+                .map(|i| (i.device.id, i.device.name, i.token))
+                .collect()
+        })
+    };
+    let outcome = match registered {
+        Ok(issued) => Outcome {
+            issued,
+            ..Outcome::default()
+        },
+        Err(e) => {
+            let (status, message) = super::admin::inline(AppError::from(e))?;
+            Outcome {
+                status: Some(status),
+                form,
+                error: Some(message),
+                issued: Vec::new(),
+            }
+        }
+    };
+    render_dashboard(&state, &s, region_code, outcome).await
+}
+
+async fn register_one(
+    state: &AppState,
+    p: &shuxiang_core::auth::Principal,
+    actor: &shuxiang_core::auth::Actor,
+    form: &RegisterForm,
+) -> Result<Vec<(i64, String, String)>, CoreError> {
+    let coordinate = |v: &str, what: &str| {
+        v.trim()
+            .parse::<f64>()
+            .map_err(|_| CoreError::invalid("invalid_location", format!("{what} {v:?} is not a number")))
+    };
+    let new = NewDevice {
+        name: form.name.clone(),
+        device_type: form.device_type.clone(),
+        village: form.village.trim().to_owned(),
+        location: Location {
+            lon: coordinate(&form.lon, "longitude")?,
+            lat: coordinate(&form.lat, "latitude")?,
+        },
+        owner: None,
+        ranges: Default::default(),
+    };
+    let r = devices::create(&state.db, p, actor, new).await?;
+    Ok(vec![(r.device.id, r.device.name, r.token)])
+}
+
+async fn render_dashboard(state: &AppState, s: &Signed, region_code: String, outcome: Outcome) -> PageResult {
     let mt = texts(s.lang);
     let p = &s.auth.principal;
-    let region_code = q.region.unwrap_or_else(|| default_region(&s));
     let code = RegionCode::parse(&region_code).map_err(AppError::from)?;
     p.require_see(&code).map_err(AppError::from)?;
     let region = regions::require(&state.db, &code).await.map_err(AppError::from)?;
@@ -358,8 +487,9 @@ pub async fn dashboard(
         None => None,
     };
     let villages = overview(&list, &latest, &names);
+    let can_register = p.grants.iter().any(|g| devices::MANAGERS.contains(&g.role)) && p.can(devices::MANAGERS, &code);
     render(
-        StatusCode::OK,
+        outcome.status.unwrap_or(StatusCode::OK),
         &DashboardPage {
             c: s.chrome(),
             mt,
@@ -369,6 +499,14 @@ pub async fn dashboard(
             devices,
             alarms,
             villages,
+            can_register,
+            types: DeviceType::ALL
+                .iter()
+                .map(|t| (t.as_str(), type_label(*t, s.lang)))
+                .collect(),
+            form: outcome.form,
+            error: outcome.error,
+            issued: outcome.issued,
         },
     )
 }

@@ -91,3 +91,47 @@ server_test!(async fn dashboards_show_devices_values_charts_and_alarms(srv) {
     let r = client().get(srv.url("/monitoring")).send().await.unwrap();
     assert_eq!(r.status(), 303);
 });
+
+server_test!(async fn managers_register_devices_from_the_page(srv) {
+    let staff = srv.user_with("cunganbu", "village_staff", VILLAGE).await;
+    let form = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let post = |token: String, body: Vec<(String, String)>| {
+        let url = srv.url(&format!("/monitoring/devices?region={VILLAGE}"));
+        async move { client().post(url).bearer_auth(token).form(&body).send().await.unwrap() }
+    };
+    let (_, page_html) = page(srv, &format!("/monitoring?region={VILLAGE}"), &staff).await;
+    assert!(page_html.contains("登记设备"), "village staff manage devices");
+
+    let r = post(staff.clone(), form(&[("name", "村口气象站"), ("type", "weather"), ("village", VILLAGE), ("lon", "115.89"), ("lat", "28.68")])).await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("村口气象站") && html.contains("sxd_"), "the new token is shown once");
+    let listed = srv.json(Method::GET, "/api/v1/devices", Some(&staff), None, 200).await;
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 1);
+    // Shown once: the dashboard afterwards carries no token.
+    let (_, again) = page(srv, &format!("/monitoring?region={VILLAGE}"), &staff).await;
+    assert!(!again.contains("sxd_"));
+
+    // A bad field is shown inline and nothing is registered.
+    let r = post(staff.clone(), form(&[("name", "坏"), ("type", "weather"), ("village", VILLAGE), ("lon", "east"), ("lat", "28.68")])).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("longitude"));
+    // A CSV with a bad line imports nothing; a good one imports all.
+    let bad = format!("name,type,village,lon,lat\n甲,soil_moisture,{VILLAGE},115.89,28.68\n乙,rocket,{VILLAGE},115.89,28.68\n");
+    let r = post(staff.clone(), form(&[("csv", &bad)])).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("line 3"));
+    let good = format!("name,type,village,lon,lat\n甲,soil_moisture,{VILLAGE},115.89,28.68\n乙,water_meter,{VILLAGE},115.891,28.681\n");
+    let r = post(staff.clone(), form(&[("csv", &good)])).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap().matches("sxd_").count(), 2);
+    let listed = srv.json(Method::GET, "/api/v1/devices", Some(&staff), None, 200).await;
+    assert_eq!(listed["devices"].as_array().unwrap().len(), 3);
+
+    // A farmer sees no form and may not post one.
+    let farmer = srv.user_with("nonghu", "farmer", VILLAGE).await;
+    let (_, farmer_page) = page(srv, &format!("/monitoring?region={VILLAGE}"), &farmer).await;
+    assert!(!farmer_page.contains("登记设备"));
+    let r = post(farmer, form(&[("name", "x"), ("type", "weather"), ("village", VILLAGE), ("lon", "115.89"), ("lat", "28.68")])).await;
+    assert_eq!(r.status(), 403);
+});
