@@ -7,7 +7,13 @@
 //!    multi-row `INSERT`s of the same number of points per transaction into
 //!    a plain `(device, metric, ts, value)` table of a separate database of
 //!    the same engine, with the same durability. Prints the ratio.
-//! 2. Alarm latency: a device publishes over MQTT QoS 1 a value crossing a
+//! 2. MQTT QoS 1 through the whole device path (authentication, payload
+//!    validation, group commit, alarm evaluation, PUBACK after commit):
+//!    `--mqtt-clients` weather stations each keep `--in-flight` messages of
+//!    3 values outstanding; messages/s acknowledged. Baseline in the same
+//!    run: the same clients against Mosquitto on `--broker`, which
+//!    acknowledges on receipt. Prints the ratio.
+//! 3. Alarm latency: a device publishes over MQTT QoS 1 a value crossing a
 //!    threshold rule, and the time until the alarm is visible through
 //!    `GET /api/v1/alarms` (polled every millisecond) is recorded; the value
 //!    then drops back to clear it. p50/p99 over `--alarms` crossings.
@@ -23,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, ValueEnum};
-use rumqttc::{AsyncClient, MqttOptions, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{Value, json};
 use shuxiang_bench::{DEFAULT_PG, machine, percentile, shuxiang_bin, with_pg_scratch};
 use shuxiang_core::Db;
@@ -50,6 +56,15 @@ struct Args {
     /// Seconds of each throughput phase.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// MQTT client connections (one device each).
+    #[arg(long, default_value_t = 100)]
+    mqtt_clients: usize,
+    /// QoS 1 messages each client keeps unacknowledged.
+    #[arg(long, default_value_t = 64)]
+    in_flight: u16,
+    /// The external broker of the baseline.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    broker: String,
     /// Threshold crossings for the alarm latency.
     #[arg(long, default_value_t = 200)]
     alarms: usize,
@@ -209,6 +224,107 @@ async fn raw_engine(db: &Db, args: &Args) -> Result<f64> {
     Ok(n as f64 / t0.elapsed().as_secs_f64())
 }
 
+/// One MQTT client: its id, credentials and topic.
+struct Publisher {
+    client_id: String,
+    credentials: Option<(String, String)>,
+    topic: String,
+}
+
+/// QoS 1 messages/s acknowledged by the broker at `host:port` from
+/// `publishers`, each keeping `in_flight` messages outstanding.
+async fn mqtt_rate(host: &str, port: u16, publishers: Vec<Publisher>, seconds: u64, in_flight: u16) -> Result<f64> {
+    let start_ms = chrono::Utc::now().timestamp_millis() - 300 * 86_400_000;
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for p in publishers {
+        let mut options = MqttOptions::new(p.client_id, host, port);
+        if let Some((user, password)) = p.credentials {
+            options.set_credentials(user, password);
+        }
+        options.set_inflight(in_flight).set_keep_alive(Duration::from_secs(30));
+        let (client, mut events) = AsyncClient::new(options, usize::from(in_flight) * 2);
+        let topic = p.topic;
+        tasks.push(tokio::spawn(async move {
+            let publisher = tokio::spawn(async move {
+                let mut n = 0i64;
+                while Instant::now() < deadline {
+                    n += 1;
+                    let payload = json!({"ts": start_ms + n * 1000,
+                        "values": {"air_temperature": 21.5, "humidity": 60.0 + (n % 10) as f64, "wind_speed": 2.5}});
+                    if client
+                        .publish(&topic, QoS::AtLeastOnce, false, payload.to_string())
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            let mut acks = 0u64;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                match tokio::time::timeout(left, events.poll()).await {
+                    Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => acks += 1,
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => bail!("MQTT connection failed: {e}"),
+                    Err(_) => break,
+                }
+            }
+            publisher.abort();
+            anyhow::Ok(acks)
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await??;
+    }
+    Ok(total as f64 / seconds as f64)
+}
+
+/// Messages/s through Shuxiang's gateway and through the baseline broker.
+async fn mqtt_throughput(srv: &Server, admin: &str, args: &Args) -> Result<(f64, f64)> {
+    let http = reqwest::Client::new();
+    post(
+        &http,
+        format!("{}/api/v1/alarm-rules", srv.base),
+        admin,
+        json!({"name": "bench heat", "region": "36", "device_type": "weather", "severity": "minor",
+               "condition": {"kind": "threshold", "metric": "air_temperature", "direction": "above", "limit": 40.0, "hysteresis": 1.0}}),
+    )
+    .await?;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for c in 0..args.mqtt_clients {
+        let v = post(
+            &http,
+            format!("{}/api/v1/devices", srv.base),
+            admin,
+            json!({"name": format!("bench-mqtt-{c}"), "type": "weather", "village": VILLAGE, "location": {"lon": 115.9, "lat": 28.68}}),
+        )
+        .await?;
+        let id = v["id"].as_i64().context("id")?.to_string();
+        let topic = format!("devices/{id}/telemetry");
+        theirs.push(Publisher {
+            client_id: format!("bench-baseline-{c}"),
+            credentials: None,
+            topic: topic.clone(),
+        });
+        ours.push(Publisher {
+            client_id: format!("bench-{c}"),
+            credentials: Some((id, v["token"].as_str().context("token")?.to_owned())),
+            topic,
+        });
+    }
+    let shuxiang = mqtt_rate(&srv.mqtt.0, srv.mqtt.1, ours, args.seconds, args.in_flight).await?;
+    let (host, port) = args.broker.rsplit_once(':').context("--broker is host:port")?;
+    let broker = mqtt_rate(host, port.parse()?, theirs, args.seconds, args.in_flight).await?;
+    Ok((shuxiang, broker))
+}
+
 /// Milliseconds from an MQTT publish crossing the threshold to the alarm
 /// being listed, for each crossing.
 async fn alarm_latency(srv: &Server, admin: &str, args: &Args) -> Result<Vec<u32>> {
@@ -295,6 +411,14 @@ async fn run(args: &Args, database: Option<&str>) -> Result<()> {
         args.connections,
         args.batch,
         100.0 * http / raw
+    );
+    let (mqtt, broker) = mqtt_throughput(&srv, &admin, args).await?;
+    println!(
+        "MQTT QoS 1, 3 values/message, {} clients × {} in flight: Shuxiang (auth, validation, commit, alarms, ack after commit) {mqtt:.0} msg/s; Mosquitto at {} (ack on receipt) {broker:.0} msg/s; ratio {:.1} %",
+        args.mqtt_clients,
+        args.in_flight,
+        args.broker,
+        100.0 * mqtt / broker
     );
     let lat = alarm_latency(&srv, &admin, args).await?;
     println!(
