@@ -319,7 +319,26 @@ async fn mqtt_throughput(srv: &Server, admin: &str, args: &Args) -> Result<(f64,
             topic,
         });
     }
+    let first = ours
+        .first()
+        .and_then(|p| p.credentials.as_ref())
+        .map(|(id, _)| id.clone());
     let shuxiang = mqtt_rate(&srv.mqtt.0, srv.mqtt.1, ours, args.seconds, args.in_flight).await?;
+    // An acknowledgement also answers a refused message: check that the
+    // points were stored, not refused.
+    if let Some(id) = first {
+        let device: Value = http
+            .get(format!("{}/api/v1/devices/{id}", srv.base))
+            .bearer_auth(admin)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let stored = device["latest"].as_array().map_or(0, Vec::len);
+        if stored != 3 || device["rejections"].as_array().is_some_and(|r| !r.is_empty()) {
+            bail!("the benchmark's messages were not stored as sent: {device}");
+        }
+    }
     let (host, port) = args.broker.rsplit_once(':').context("--broker is host:port")?;
     let broker = mqtt_rate(host, port.parse()?, theirs, args.seconds, args.in_flight).await?;
     Ok((shuxiang, broker))
