@@ -421,7 +421,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
 
     let addr = listener.local_addr()?;
     println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
-    let state = shuxiang_web::new_state(db.clone(), web, keys).with_slice(telemetry);
+    let state = shuxiang_web::new_state(db.clone(), web, keys, telemetry);
     let server = shuxiang_web::serve(listener, state, async move {
         shutdown_signal().await;
         let _ = stop.send(true);

@@ -35,17 +35,23 @@ pub fn all_migrations() -> Vec<&'static SliceMigrations> {
 }
 
 /// Application state over `db` with every slice's migrations known to
-/// `/readyz` and every slice's own state (the trace log's signing key, the
-/// telemetry point writer and alarm engine, the cold chain's temperature
-/// source).
-pub fn new_state(db: shuxiang_core::Db, config: WebConfig, trace: shuxiang_trace::keys::TraceLogKeys) -> AppState {
+/// `/readyz` and every slice's own state: the trace log's signing key, the
+/// telemetry slice's state (its point writer and alarm engine, which the
+/// binary also hands to the MQTT gateway) and the cold chain's temperature
+/// source.
+pub fn new_state(
+    db: shuxiang_core::Db,
+    config: WebConfig,
+    trace: shuxiang_trace::keys::TraceLogKeys,
+    telemetry: shuxiang_telemetry::ingest::TelemetryState,
+) -> AppState {
     let temperatures = seams::TelemetryTemperatures { db: db.clone() };
-    AppState::new(db.clone(), config, all_migrations())
+    AppState::new(db, config, all_migrations())
         .with_slice(trace)
         .with_slice(shuxiang_logistics::report::ColdChainSource(std::sync::Arc::new(
             temperatures,
         )))
-        .with_slice(shuxiang_telemetry::ingest::TelemetryState::new(db, Default::default()))
+        .with_slice(telemetry)
 }
 
 /// Request bodies above this are refused before any handler runs: the

@@ -60,7 +60,8 @@ async fn with_server(backend: Backend) -> bool {
         signer: signer.clone(),
         origin: ORIGIN.into(),
     };
-    let state = shuxiang_web::new_state(t.db.clone(), shuxiang_web::WebConfig::default(), keys);
+    let telemetry = shuxiang_telemetry::ingest::TelemetryState::new(t.db.clone(), Default::default());
+    let state = shuxiang_web::new_state(t.db.clone(), shuxiang_web::WebConfig::default(), keys, telemetry);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();

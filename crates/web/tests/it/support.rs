@@ -49,7 +49,8 @@ impl TestServer {
             signer: std::sync::Arc::new(signer),
             origin: "shuxiang.test/trace".into(),
         };
-        let state = shuxiang_web::new_state(db.clone(), WebConfig::default(), keys.clone());
+        let telemetry = shuxiang_telemetry::ingest::TelemetryState::new(db.clone(), Default::default());
+        let state = shuxiang_web::new_state(db.clone(), WebConfig::default(), keys.clone(), telemetry);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             shuxiang_web::serve(listener, state, async move {
