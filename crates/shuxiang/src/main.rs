@@ -388,9 +388,16 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
         .context("starting the alarm engine")?;
     background.spawn(run_offline_detector(engine, until_stopped()));
     background.spawn(run_webhook_deliverer(db.clone(), clock, until_stopped()));
-    // Maintenance runs beside the web server in this task rather than
-    // spawned: it ends with the server and needs no thread of its own.
-    let maintenance = maintain_telemetry(db.clone(), retention, cfg.telemetry_maintenance_interval_seconds);
+    {
+        let (db, stop) = (db.clone(), until_stopped());
+        let every = cfg.telemetry_maintenance_interval_seconds;
+        background.spawn(async move {
+            tokio::select! {
+                () = maintain_telemetry(db, retention, every) => {}
+                () = stop => {}
+            }
+        });
+    }
     let sink = Arc::new(TelemetrySink::new(telemetry.clone()));
     match gateway {
         Some(listener) => {
@@ -422,14 +429,11 @@ async fn serve(cfg: Config, demo: bool) -> Result<()> {
     let addr = listener.local_addr()?;
     println!("Shuxiang listening on http://{addr} ({})", db.backend().as_str());
     let state = shuxiang_web::new_state(db.clone(), web, keys, telemetry);
-    let server = shuxiang_web::serve(listener, state, async move {
+    let served = shuxiang_web::serve(listener, state, async move {
         shutdown_signal().await;
         let _ = stop.send(true);
-    });
-    let served = tokio::select! {
-        served = server => served,
-        () = maintenance => unreachable!("maintenance runs until the server stops"),
-    };
+    })
+    .await;
     // Background work gets a moment to finish what it holds (the gateway
     // acknowledges what it committed), then is cut off.
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
