@@ -9,10 +9,12 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{get, patch, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use shuxiang_core::CoreError;
 use shuxiang_http::extract::{ApiJson, ApiQuery, Auth, ClientIp};
 use shuxiang_http::{Access, ApiResult, ApiRoute, AppState};
 
 use crate::coldchain::ListSource;
+use crate::journey;
 use crate::network::{
     self, FLEET_MANAGERS, NewSite, NewVehicle, SITE_EDITORS, Site, SiteQuery, SiteUpdate, Vehicle, VehicleQuery,
     VehicleUpdate,
@@ -294,6 +296,17 @@ pub fn routes() -> Vec<ApiRoute> {
             handler: get(cold_chain),
         },
         ApiRoute {
+            method: Method::GET,
+            path: "/api/v1/trace-codes/{code}/journey",
+            summary: "Public: the shipments that carried a trace code (at most 20, oldest first) — places, times, handover temperatures and the cold-chain verdict, without personal data; from the logistics records, not the signed trace log",
+            tag: TAG,
+            access: Access::Public,
+            body: None,
+            query: &[],
+            ok_status: 200,
+            handler: get(trace_code_journey),
+        },
+        ApiRoute {
             method: Method::POST,
             path: "/api/v1/dispatch/plans",
             summary: "Plan a depot's day: collection runs of its vehicles through the county's booked pickups (vrp-core); lists unassigned pickups with the reason",
@@ -306,7 +319,10 @@ pub fn routes() -> Vec<ApiRoute> {
                     "road_factor": {"type": "number", "description": "road over great-circle distance, 1 to 3 (default 1.3)"},
                     "speed_kmh": {"type": "number", "description": "average speed, 5 to 120 (default 40)"},
                     "service_min": {"type": "number", "description": "minutes per pickup (default 10)"},
-                    "time_limit_s": {"type": "integer", "description": "solver time, 1 to 60 s (default 5)"}
+                    "time_limit_s": {"type": "integer", "description": "solver time, 1 to 60 s (default 5)"},
+                    "locks": {"type": "array", "description": "pickups pinned to a vehicle of the depot; one it cannot take stays unassigned with the reason",
+                        "items": {"type": "object", "required": ["shipment_id", "vehicle_id"], "additionalProperties": false,
+                            "properties": {"shipment_id": {"type": "integer"}, "vehicle_id": {"type": "integer"}}}}
                 }}),
             ),
             query: &[],
@@ -331,7 +347,11 @@ pub fn routes() -> Vec<ApiRoute> {
             tag: TAG,
             access: Access::Roles(REGION_READERS),
             body: None,
-            query: &[("region", "the region code (required)")],
+            query: &[
+                ("region", "the region code (required)"),
+                ("from", "first local day of the period, YYYY-MM-DD"),
+                ("to", "last local day of the period, included"),
+            ],
             ok_status: 200,
             handler: get(region_stats),
         },
@@ -504,6 +524,22 @@ async fn cold_chain(
     ))
 }
 
+/// An unknown code is an empty list, not 404: the code may be real in the
+/// trace slice and simply not shipped yet. Overlong input is 404 like a
+/// code that was never issued.
+async fn trace_code_journey(State(state): State<AppState>, Path(code): Path<String>) -> ApiResult<Json<Value>> {
+    if code.len() > journey::MAX_CODE_INPUT {
+        return Err(CoreError::missing("unknown_trace_code", "no trace code is that long").into());
+    }
+    let empty = ListSource::default();
+    let source: &dyn crate::coldchain::TemperatureSource = match state.slice::<ColdChainSource>() {
+        Some(s) => s.0.as_ref(),
+        None => &empty,
+    };
+    let journeys = journey::journeys_for_trace_code(&state.db, source, &code).await?;
+    Ok(Json(json!({ "journeys": journeys })))
+}
+
 async fn create_plan(
     State(state): State<AppState>,
     a: Auth,
@@ -522,6 +558,8 @@ async fn get_plan(State(state): State<AppState>, a: Auth, Path(id): Path<String>
 #[derive(Deserialize)]
 struct StatsQuery {
     region: Option<shuxiang_core::RegionCode>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
 }
 
 async fn region_stats(
@@ -532,5 +570,6 @@ async fn region_stats(
     let region = q
         .region
         .ok_or_else(|| shuxiang_core::CoreError::malformed("missing_region", "give ?region= a region code"))?;
-    Ok(Json(stats::stats(&state.db, &a.principal, &region).await?))
+    let period = stats::Period { from: q.from, to: q.to };
+    Ok(Json(stats::stats_in(&state.db, &a.principal, &region, &period).await?))
 }

@@ -19,6 +19,12 @@
 //!   goods none — the same rule as [`TemperatureClass::can_carry`].
 //! - Distances are great-circle (haversine) kilometres times a road factor;
 //!   travel time is distance over an average speed.
+//! - A planner may lock a pickup to a vehicle (move a stop); a re-plan is a
+//!   new plan of the same depot and day that takes the earlier plan's
+//!   still-planned pickups back into the pool, so locked and unlocked stops
+//!   alike may land on other vehicles. A lock the vehicle cannot honour
+//!   (temperature class, room, shift) leaves the pickup unassigned with the
+//!   solver's reason, like any other pickup.
 
 use std::time::Duration;
 
@@ -34,7 +40,8 @@ use shuxiang_core::{CoreError, Db, RegionCode};
 use crate::coldchain::TemperatureClass;
 use crate::dispatch::{self, Job, JobKind, Matrix, Problem, TimeWindow};
 use crate::network::{self, Vehicle};
-use crate::shipments::{self, OPERATORS, Shipment};
+use crate::shipments::{self, OPERATORS, Shipment, Status};
+use crate::store::{DEFAULT_LIMIT, MAX_LIMIT, in_scopes};
 
 /// Mean Earth radius (IUGG), km.
 const EARTH_RADIUS_KM: f64 = 6371.0088;
@@ -42,7 +49,7 @@ const EARTH_RADIUS_KM: f64 = 6371.0088;
 const CHINA_OFFSET_S: i32 = 8 * 3600;
 const MINUTES_PER_DAY: f64 = 1440.0;
 
-#[derive(Iden)]
+#[derive(Iden, Clone, Copy)]
 enum LogisticsPlans {
     Table,
     Id,
@@ -56,7 +63,7 @@ enum LogisticsPlans {
     CreatedAt,
 }
 
-#[derive(Iden)]
+#[derive(Iden, Clone, Copy)]
 enum LogisticsPlanRoutes {
     Table,
     PlanId,
@@ -66,7 +73,7 @@ enum LogisticsPlanRoutes {
     DistanceKm,
 }
 
-#[derive(Iden)]
+#[derive(Iden, Clone, Copy)]
 enum LogisticsPlanStops {
     Table,
     PlanId,
@@ -77,7 +84,7 @@ enum LogisticsPlanStops {
     DepartureMin,
 }
 
-#[derive(Iden)]
+#[derive(Iden, Clone, Copy)]
 enum LogisticsPlanUnassigned {
     Table,
     PlanId,
@@ -104,6 +111,17 @@ pub struct PlanRequest {
     /// Seconds the solver may search (default 5, at most 60).
     #[serde(default)]
     pub time_limit_s: Option<u64>,
+    /// Pickups the planner pins to a vehicle of the depot.
+    #[serde(default)]
+    pub locks: Vec<Lock>,
+}
+
+/// A planner's pin: this pickup goes on this vehicle or stays unassigned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lock {
+    pub shipment_id: i64,
+    pub vehicle_id: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,6 +160,21 @@ pub struct Plan {
     pub routes: Vec<PlannedRoute>,
     pub unassigned: Vec<UnassignedShipment>,
     pub created_by: i64,
+    pub created_at: Timestamp,
+}
+
+/// A plan as a region's list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanSummary {
+    pub id: i64,
+    pub depot_site_id: i64,
+    pub region_code: String,
+    pub day: String,
+    pub distance_km: f64,
+    /// Vehicles with a route.
+    pub vehicles: i64,
+    pub stops: i64,
+    pub unassigned: i64,
     pub created_at: Timestamp,
 }
 
@@ -259,9 +292,90 @@ pub fn build_problem(
     Problem { vehicles, jobs }
 }
 
+fn invalid_lock(message: String) -> CoreError {
+    CoreError::invalid("invalid_lock", message)
+}
+
+/// The vehicle (index into `vehicles`) each pickup is locked to. A lock
+/// must name a pickup of this plan, once, and a vehicle of the depot.
+fn locked_vehicles(
+    locks: &[Lock],
+    vehicles: &[(Vehicle, f64, f64)],
+    pickups: &[Shipment],
+    depot: i64,
+) -> Result<Vec<Option<usize>>, CoreError> {
+    let mut out = vec![None; pickups.len()];
+    for lock in locks {
+        let v = vehicles
+            .iter()
+            .position(|(v, _, _)| v.id == lock.vehicle_id)
+            .ok_or_else(|| invalid_lock(format!("vehicle {} is not at depot {depot}", lock.vehicle_id)))?;
+        let j = pickups
+            .iter()
+            .position(|s| s.id == lock.shipment_id)
+            .ok_or_else(|| invalid_lock(format!("shipment {} is not a pickup of this plan", lock.shipment_id)))?;
+        if out[j].replace(v).is_some() {
+            return Err(invalid_lock(format!("shipment {} is locked twice", lock.shipment_id)));
+        }
+    }
+    Ok(out)
+}
+
+/// The stops of `previous` still planned on the vehicle it chose, which a
+/// re-plan may move; stops already picked up or cancelled stay as they are.
+async fn still_planned(db: &Db, previous: &Plan) -> Result<Vec<Shipment>, CoreError> {
+    let all = shuxiang_core::auth::operator();
+    let mut out = Vec::new();
+    for route in &previous.routes {
+        for stop in &route.stops {
+            let s = shipments::get(db, &all, stop.shipment_id).await?;
+            if s.status == Status::Planned && s.vehicle_id == Some(route.vehicle_id) {
+                out.push(s);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Plans the day of a depot (see the module's model) and stores the plan;
 /// the caller must operate in the depot's county.
 pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest) -> Result<Plan, CoreError> {
+    plan_day(db, caller, actor, req, None).await
+}
+
+/// Plans the depot and day of plan `id` again with `locks`: its pickups
+/// still planned are planned anew together with the day's booked ones
+/// (see the module's model). `time_limit_s` as in [`PlanRequest`].
+pub async fn replan(
+    db: &Db,
+    caller: &Principal,
+    actor: &Actor,
+    id: i64,
+    locks: Vec<Lock>,
+    time_limit_s: Option<u64>,
+) -> Result<Plan, CoreError> {
+    let previous = get(db, caller, id).await?;
+    let day = NaiveDate::parse_from_str(&previous.day, "%Y-%m-%d")
+        .map_err(|e| CoreError::Internal(format!("plan {id} day: {e}")))?;
+    let req = PlanRequest {
+        depot_site_id: previous.depot_site_id,
+        day,
+        road_factor: Some(previous.road_factor),
+        speed_kmh: Some(previous.speed_kmh),
+        service_min: None,
+        time_limit_s,
+        locks,
+    };
+    plan_day(db, caller, actor, req, Some(&previous)).await
+}
+
+async fn plan_day(
+    db: &Db,
+    caller: &Principal,
+    actor: &Actor,
+    req: PlanRequest,
+    previous: Option<&Plan>,
+) -> Result<Plan, CoreError> {
     caller.require_role(OPERATORS)?;
     let road_factor = bounded(req.road_factor, 1.3, 1.0..=3.0, "road_factor")?;
     let speed_kmh = bounded(req.speed_kmh, 40.0, 5.0..=120.0, "speed_kmh")?;
@@ -302,14 +416,33 @@ pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest
             format!("depot {} has no vehicles to plan", depot.id),
         ));
     }
+    let carried = match previous {
+        Some(p) => still_planned(db, p).await?,
+        None => Vec::new(),
+    };
+    // What a re-plan takes back off a vehicle: (kg, m³).
+    let carried_on = |vehicle: i64| {
+        carried
+            .iter()
+            .filter(|s| s.vehicle_id == Some(vehicle))
+            .fold((0.0, 0.0), |(kg, m3), s| (kg + s.weight_kg, m3 + s.volume_m3))
+    };
     let mut vehicles = Vec::with_capacity(fleet.len());
     for v in fleet {
         let (kg, m3) = shipments::committed_load(db, v.id).await?;
-        let (free_kg, free_m3) = (v.capacity_kg - kg, v.capacity_m3 - m3);
+        let (back_kg, back_m3) = carried_on(v.id);
+        let (free_kg, free_m3) = (v.capacity_kg - kg + back_kg, v.capacity_m3 - m3 + back_m3);
         vehicles.push((v, free_kg, free_m3));
     }
-    let pickups = shipments::booked_between(db, &county, day_start, day_end).await?;
-    let problem = build_problem(&vehicles, &pickups, day_start, service_min);
+    let mut pickups = shipments::booked_between(db, &county, day_start, day_end).await?;
+    pickups.extend(carried.iter().cloned());
+    pickups.sort_by_key(|s| s.id);
+    pickups.dedup_by_key(|s| s.id);
+    let locked = locked_vehicles(&req.locks, &vehicles, &pickups, depot.id)?;
+    let mut problem = build_problem(&vehicles, &pickups, day_start, service_min);
+    for (job, vehicle) in problem.jobs.iter_mut().zip(locked) {
+        job.vehicle = vehicle;
+    }
     let points: Vec<(f64, f64)> = std::iter::once((depot.lon, depot.lat))
         .chain(
             pickups
@@ -383,12 +516,18 @@ pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest
     // The solver saw each vehicle's room when planning began; if a shipment
     // was planned onto one of the used vehicles since, the plan may no
     // longer fit, so it is refused rather than overfilling the vehicle.
-    // Locked in id order, so two plans sharing vehicles cannot deadlock.
+    // Locked in id order, so two plans sharing vehicles cannot deadlock;
+    // the vehicles a re-plan takes stops off are locked too, before their
+    // shipments are released.
     let mut used: Vec<usize> = solution.routes.iter().map(|r| r.vehicle).collect();
+    used.extend((0..vehicles.len()).filter(|&v| carried.iter().any(|s| s.vehicle_id == Some(vehicles[v].0.id))));
     used.sort_by_key(|&v| vehicles[v].0.id);
+    used.dedup();
     for v in used {
         let (vehicle, free_kg, free_m3) = &vehicles[v];
         let (kg, m3) = shipments::locked_load(&mut tx, vehicle.id).await?;
+        let (back_kg, back_m3) = carried_on(vehicle.id);
+        let (kg, m3) = (kg - back_kg, m3 - back_m3);
         if (vehicle.capacity_kg - kg - free_kg).abs() > 1e-6 || (vehicle.capacity_m3 - m3 - free_m3).abs() > 1e-6 {
             return Err(CoreError::conflict(
                 "shipments_changed",
@@ -396,6 +535,8 @@ pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest
             ));
         }
     }
+    let released: Vec<(i64, i64)> = carried.iter().filter_map(|s| s.vehicle_id.map(|v| (s.id, v))).collect();
+    shipments::release_planned(&mut tx, &released).await?;
     let mut assignments: Vec<(i64, &Vehicle)> = Vec::new();
     for r in &solution.routes {
         let vehicle = &vehicles[r.vehicle].0;
@@ -462,7 +603,8 @@ pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest
             target: format!("dispatch_plan:{id}"),
             region: Some(depot.region_code.clone()),
             detail: json!({"depot_site_id": depot.id, "day": req.day.to_string(), "routes": routes.len(),
-                "planned": assignments.len(), "unassigned": unassigned.len(), "distance_km": solution.distance}),
+                "planned": assignments.len(), "unassigned": unassigned.len(), "distance_km": solution.distance,
+                "replan_of": previous.map(|p| p.id), "locks": req.locks}),
         },
     )
     .await?;
@@ -590,6 +732,83 @@ pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError
         created_by: row.created_by,
         created_at: row.created_at,
     })
+}
+
+/// The plans of depots in `region` and below, newest first, for operators
+/// of that region.
+pub async fn list(
+    db: &Db,
+    caller: &Principal,
+    region: &RegionCode,
+    limit: Option<u64>,
+) -> Result<Vec<PlanSummary>, CoreError> {
+    caller.require(OPERATORS, region)?;
+    let q = Query::select()
+        .columns([
+            LogisticsPlans::Id,
+            LogisticsPlans::DepotSiteId,
+            LogisticsPlans::RegionCode,
+            LogisticsPlans::Day,
+            LogisticsPlans::RoadFactor,
+            LogisticsPlans::SpeedKmh,
+            LogisticsPlans::DistanceKm,
+            LogisticsPlans::CreatedBy,
+            LogisticsPlans::CreatedAt,
+        ])
+        .from(LogisticsPlans::Table)
+        .cond_where(in_scopes(
+            LogisticsPlans::RegionCode,
+            Some(std::slice::from_ref(region)),
+        ))
+        .order_by(LogisticsPlans::Id, Order::Desc)
+        .limit(limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT))
+        .to_owned();
+    let rows: Vec<PlanRow> = db.fetch_all(&q).await?;
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    // One grouped count per child table rather than one query per plan.
+    let routes = count_by_plan(db, LogisticsPlanRoutes::Table, LogisticsPlanRoutes::PlanId, &ids).await?;
+    let stops = count_by_plan(db, LogisticsPlanStops::Table, LogisticsPlanStops::PlanId, &ids).await?;
+    let unassigned = count_by_plan(
+        db,
+        LogisticsPlanUnassigned::Table,
+        LogisticsPlanUnassigned::PlanId,
+        &ids,
+    )
+    .await?;
+    let count = |counts: &[(i64, i64)], id: i64| counts.iter().find(|c| c.0 == id).map_or(0, |c| c.1);
+    Ok(rows
+        .into_iter()
+        .map(|r| PlanSummary {
+            id: r.id,
+            depot_site_id: r.depot_site_id,
+            region_code: r.region_code,
+            day: r.day,
+            distance_km: r.distance_km,
+            vehicles: count(&routes, r.id),
+            stops: count(&stops, r.id),
+            unassigned: count(&unassigned, r.id),
+            created_at: r.created_at,
+        })
+        .collect())
+}
+
+async fn count_by_plan(
+    db: &Db,
+    table: impl Iden + 'static,
+    plan_id: impl Iden + Copy + 'static,
+    ids: &[i64],
+) -> Result<Vec<(i64, i64)>, CoreError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let q = Query::select()
+        .column(plan_id)
+        .expr(Expr::col(plan_id).count())
+        .from(table)
+        .and_where(Expr::col(plan_id).is_in(ids.iter().copied()))
+        .group_by_col(plan_id)
+        .to_owned();
+    db.fetch_all(&q).await
 }
 
 #[cfg(test)]

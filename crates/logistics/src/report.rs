@@ -133,11 +133,21 @@ pub async fn report(
             format!("max_gap_s must be 1 to {MAX_MAX_GAP_S} seconds, not {max_gap_s}"),
         ));
     }
+    report_of(db, source, &s, max_gap_s).await
+}
+
+/// The report of a shipment already read (access is the caller's business).
+pub(crate) async fn report_of(
+    db: &Db,
+    source: &dyn TemperatureSource,
+    s: &Shipment,
+    max_gap_s: i64,
+) -> Result<Report, CoreError> {
     let vehicle = match s.vehicle_id {
         Some(v) => Some(network::vehicle_by_id(db, v).await?),
         None => None,
     };
-    let legs = legs_of(&s);
+    let legs = legs_of(s);
     let window_from = s.handovers.first().map(|h| h.at);
     let window_to = window_from.map(|_| s.delivered_at.unwrap_or_else(now));
     let mut out = Report {

@@ -113,6 +113,14 @@ pub(crate) enum LogisticsHandovers {
     RecordedBy,
 }
 
+/// Which shipments carry a trace code, by the code's canonical form.
+#[derive(Iden, Clone, Copy)]
+pub(crate) enum LogisticsShipmentTraceCodes {
+    Table,
+    ShipmentId,
+    TraceCode,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -411,8 +419,39 @@ pub struct StatusChange {
 
 // ---- validation ----
 
+/// Crockford base32 as the trace slice writes its codes.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Length of a trace slice code.
+const TRACE_CODE_LEN: usize = 16;
+
+/// The form a trace code is indexed and looked up by, so the code on a label
+/// matches however a scanner or a person delivers it. It mirrors the trace
+/// slice's `TraceCode` form, which this slice may not depend on: text that
+/// is sixteen Crockford base32 characters once dashes and spaces are dropped
+/// is upper-cased, with O read as 0 and I, L as 1; any other code (GS1, a
+/// partner's own scheme) is only trimmed. The check character is not
+/// verified: a mistyped code simply finds nothing. Migration 0003 applies
+/// the same rule in SQL to the codes booked before the index existed.
+pub fn canonical_trace_code(raw: &str) -> String {
+    let folded: String = raw
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            other => other,
+        })
+        .collect();
+    if folded.len() == TRACE_CODE_LEN && folded.bytes().all(|b| CROCKFORD.contains(&b)) {
+        folded
+    } else {
+        raw.trim().to_string()
+    }
+}
+
 /// Trace codes are checked for shape only (printable ASCII without spaces,
-/// at most 128 characters, no repeats); the trace slice resolves them.
+/// at most 128 characters, no two with the same
+/// [canonical form](canonical_trace_code)); the trace slice resolves them.
 pub fn validate_trace_codes(codes: &[String]) -> Result<Vec<String>, CoreError> {
     if codes.len() > MAX_TRACE_CODES {
         return Err(CoreError::invalid(
@@ -432,7 +471,10 @@ pub fn validate_trace_codes(codes: &[String]) -> Result<Vec<String>, CoreError> 
                 ),
             ));
         }
-        if out.iter().any(|c| c == code) {
+        if out
+            .iter()
+            .any(|c| canonical_trace_code(c) == canonical_trace_code(code))
+        {
             return Err(CoreError::invalid(
                 "invalid_trace_codes",
                 format!("trace code {code} is listed twice"),
@@ -729,6 +771,7 @@ pub async fn book(db: &Db, caller: &Principal, actor: &Actor, new: NewShipment) 
         .returning_col(LogisticsShipments::Id)
         .to_owned();
     let (id,): (i64,) = tx.fetch_one(&ins).await?;
+    index_trace_codes(&mut tx, id, &trace_codes).await?;
     audit::record(
         &mut tx,
         actor,
@@ -744,6 +787,47 @@ pub async fn book(db: &Db, caller: &Principal, actor: &Actor, new: NewShipment) 
     let shipment = load(&mut tx, id, false).await?;
     tx.commit().await?;
     Ok(shipment)
+}
+
+/// Adds a shipment's codes to the trace-code index inside the transaction
+/// that writes them (codes are distinct by canonical form, see
+/// [`validate_trace_codes`]).
+async fn index_trace_codes(tx: &mut Tx, id: i64, codes: &[String]) -> Result<(), CoreError> {
+    if codes.is_empty() {
+        return Ok(());
+    }
+    let mut q = Query::insert();
+    q.into_table(LogisticsShipmentTraceCodes::Table).columns([
+        LogisticsShipmentTraceCodes::ShipmentId,
+        LogisticsShipmentTraceCodes::TraceCode,
+    ]);
+    for code in codes {
+        q.values_panic([id.into(), canonical_trace_code(code).into()]);
+    }
+    tx.execute(&q).await?;
+    Ok(())
+}
+
+/// Up to `limit` shipments carrying `code` (any printed form), newest
+/// first, with their handovers and without access checks: callers decide
+/// what of them to show.
+pub(crate) async fn carrying_trace_code(db: &Db, code: &str, limit: u64) -> Result<Vec<Shipment>, CoreError> {
+    let q = Query::select()
+        .column(LogisticsShipmentTraceCodes::ShipmentId)
+        .from(LogisticsShipmentTraceCodes::Table)
+        .and_where(Expr::col(LogisticsShipmentTraceCodes::TraceCode).eq(canonical_trace_code(code)))
+        .order_by(LogisticsShipmentTraceCodes::ShipmentId, Order::Desc)
+        .limit(limit)
+        .to_owned();
+    // One transaction, so each shipment and its handovers agree.
+    let mut tx = db.begin().await?;
+    let ids: Vec<(i64,)> = tx.fetch_all(&q).await?;
+    let mut out = Vec::with_capacity(ids.len());
+    for (id,) in ids {
+        out.push(load(&mut tx, id, false).await?);
+    }
+    tx.commit().await?;
+    Ok(out)
 }
 
 async fn handovers(tx: &mut Tx, id: i64) -> Result<Vec<Handover>, CoreError> {
@@ -903,6 +987,34 @@ pub(crate) async fn mark_planned(tx: &mut Tx, assignments: &[(i64, &Vehicle)]) -
             ])
             .and_where(Expr::col(LogisticsShipments::Id).eq(*shipment))
             .and_where(Expr::col(LogisticsShipments::Status).eq(Status::Booked.as_str()))
+            .to_owned();
+        if tx.execute(&q).await? != 1 {
+            return Err(CoreError::conflict(
+                "shipments_changed",
+                format!("shipment {shipment} changed while planning; plan again"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Puts shipments an earlier plan put on a vehicle back to booked inside
+/// `tx`, so a re-plan may place them anew; 409 `shipments_changed` if one
+/// is no longer planned on that vehicle (picked up, cancelled, moved).
+pub(crate) async fn release_planned(tx: &mut Tx, planned: &[(i64, i64)]) -> Result<(), CoreError> {
+    let at = now();
+    for (shipment, vehicle) in planned {
+        let q = Query::update()
+            .table(LogisticsShipments::Table)
+            .values([
+                (LogisticsShipments::Status, Status::Booked.as_str().into()),
+                (LogisticsShipments::VehicleId, Option::<i64>::None.into()),
+                (LogisticsShipments::VehicleRegion, Option::<String>::None.into()),
+                (LogisticsShipments::UpdatedAt, at.into()),
+            ])
+            .and_where(Expr::col(LogisticsShipments::Id).eq(*shipment))
+            .and_where(Expr::col(LogisticsShipments::Status).eq(Status::Planned.as_str()))
+            .and_where(Expr::col(LogisticsShipments::VehicleId).eq(*vehicle))
             .to_owned();
         if tx.execute(&q).await? != 1 {
             return Err(CoreError::conflict(
@@ -1236,6 +1348,26 @@ mod tests {
     }
 
     #[test]
+    fn trace_codes_are_canonical_in_every_printed_form() {
+        for printed in [
+            "7K3MQ9T2ABCDEF01",
+            "7K3M-Q9T2-ABCD-EF01",
+            " 7k3m q9t2 abcd ef01 ",
+            "7K3M-Q9T2-ABCD-EFO1",
+            "7K3M-Q9T2-ABCD-EFOl",
+        ] {
+            assert_eq!(canonical_trace_code(printed), "7K3MQ9T2ABCDEF01", "{printed:?}");
+        }
+        // Other schemes are only trimmed: U is not Crockford, 15 is too short.
+        assert_eq!(canonical_trace_code(" 7K3M-Q9T2-ABCD-EFU1"), "7K3M-Q9T2-ABCD-EFU1");
+        assert_eq!(canonical_trace_code("abc-def"), "abc-def");
+        assert_eq!(
+            canonical_trace_code("https://t.example/01/0695"),
+            "https://t.example/01/0695"
+        );
+    }
+
+    #[test]
     fn trace_codes_are_checked_for_shape_only() {
         let ok = validate_trace_codes(&[" 3601020020010001 ".into(), "https://t.example/01/0695".into()]).unwrap();
         assert_eq!(ok, ["3601020020010001", "https://t.example/01/0695"]);
@@ -1252,6 +1384,8 @@ mod tests {
             );
         }
         assert!(validate_trace_codes(&["x".repeat(129)]).is_err());
+        let same = validate_trace_codes(&["7K3M-Q9T2-ABCD-EF01".into(), "7k3mq9t2abcdef01".into()]);
+        assert_eq!(same.unwrap_err().code(), "invalid_trace_codes");
         let many: Vec<String> = (0..101).map(|i| format!("c{i}")).collect();
         assert!(validate_trace_codes(&many).is_err());
     }

@@ -263,6 +263,72 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Bars of one quantity per labelled bucket (months, regions), for totals
+/// rather than readings over time: a bar per label, its value written above
+/// it, the labels below. Values at or below zero draw no bar.
+pub fn bars(labels: &[String], values: &[f64], unit: &str) -> String {
+    let mut svg = String::with_capacity(2048);
+    let _ = write!(
+        svg,
+        r#"<svg class="chart bars" viewBox="0 0 {CHART_WIDTH} {CHART_HEIGHT}" xmlns="http://www.w3.org/2000/svg" role="img">"#
+    );
+    let n = labels.len().min(values.len());
+    let hi = values[..n].iter().copied().fold(0.0_f64, f64::max);
+    if n == 0 || hi <= 0.0 {
+        svg.push_str("</svg>");
+        return svg;
+    }
+    let ticks = nice_ticks(0.0, hi, 4);
+    let top = ticks[ticks.len() - 1].max(hi);
+    let plot_h = CHART_HEIGHT - TOP - BOTTOM;
+    let y = |v: f64| TOP + plot_h * (1.0 - v / top);
+    svg.push_str(r#"<g class="grid">"#);
+    for t in &ticks {
+        let _ = write!(
+            svg,
+            r#"<line x1="{LEFT}" x2="{}" y1="{:.1}" y2="{:.1}"/><text x="{}" y="{:.1}" text-anchor="end">{}</text>"#,
+            CHART_WIDTH - RIGHT,
+            y(*t),
+            y(*t),
+            LEFT - 4.0,
+            y(*t) + 4.0,
+            format_value(*t, &ticks)
+        );
+    }
+    if !unit.is_empty() {
+        let _ = write!(svg, r#"<text x="4" y="12" class="unit">{}</text>"#, escape(unit));
+    }
+    svg.push_str("</g>");
+    let slot = (CHART_WIDTH - LEFT - RIGHT) / n as f64;
+    let width = (slot * 0.7).min(60.0);
+    for (i, (label, v)) in labels.iter().zip(values).take(n).enumerate() {
+        let x = LEFT + slot * i as f64 + (slot - width) / 2.0;
+        let centre = x + width / 2.0;
+        let shown = format!("{v:.3}");
+        let shown = shown.trim_end_matches('0').trim_end_matches('.');
+        if *v > 0.0 {
+            let _ = write!(
+                svg,
+                r##"<rect class="bar" x="{x:.1}" y="{:.1}" width="{width:.1}" height="{:.1}" fill="#1c6b3c"><title>{} {}</title></rect>"##,
+                y(*v),
+                CHART_HEIGHT - BOTTOM - y(*v),
+                escape(label),
+                shown
+            );
+        }
+        let _ = write!(
+            svg,
+            r#"<g class="grid"><text x="{centre:.1}" y="{:.1}" text-anchor="middle">{}</text><text x="{centre:.1}" y="{}" text-anchor="middle">{}</text></g>"#,
+            y(v.max(0.0)) - 3.0,
+            shown,
+            CHART_HEIGHT - 6.0,
+            escape(label)
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,6 +180,37 @@ pub fn outline(id: &str, aria_label: &str, shape: &MultiPolygon<f64>, markers: &
     Some(svg)
 }
 
+/// [`outline`] with markers in layers, each drawn with its own class so
+/// the stylesheet tells them apart (a network's sites, the villages that
+/// shipped goods): (class, points as lon/lat).
+pub fn outline_layers(
+    id: &str,
+    aria_label: &str,
+    shape: &MultiPolygon<f64>,
+    layers: &[(&str, &[(f64, f64)])],
+) -> Option<String> {
+    let proj = Projection::fit(shape.bounding_rect()?, OUTLINE_WIDTH)?;
+    let d = path_data(&proj.project(shape, SIMPLIFY_PX));
+    if d.is_empty() {
+        return None;
+    }
+    let mut svg = String::new();
+    open_svg(&mut svg, id, "outline", aria_label, OUTLINE_WIDTH, proj.height);
+    let _ = write!(svg, "<path d=\"{d}\"/>");
+    for (class, points) in layers {
+        let class = escape(class);
+        for (lon, lat) in *points {
+            let (x, y) = proj.point(*lon, *lat);
+            let _ = write!(
+                svg,
+                "<circle class=\"marker {class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"5\"/>"
+            );
+        }
+    }
+    svg.push_str("</svg>");
+    Some(svg)
+}
+
 fn open_svg(svg: &mut String, id: &str, class: &str, aria_label: &str, width: f64, height: f64) {
     let _ = write!(
         svg,
@@ -279,6 +310,112 @@ impl PathWriter {
         self.after_command = false;
         self.d.push_str(&s);
     }
+}
+
+/// One vehicle's run on a [`route_map`]: its stops (lon, lat) in order.
+pub struct MapRoute {
+    pub name: String,
+    pub stops: Vec<(f64, f64)>,
+}
+
+/// Route colours, cycled: the Okabe–Ito palette, told apart by people with
+/// the common colour-vision deficiencies and on a grey print.
+pub const ROUTE_COLOURS: [&str; 7] = [
+    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000",
+];
+
+/// Smallest span of a route map in degrees, so a depot alone or stops in
+/// one village still get a readable map.
+const MIN_ROUTE_SPAN_DEG: f64 = 0.02;
+
+/// A dispatch plan on a map: the county's outline behind (when stored),
+/// the depot as a square, each route as a coloured line from the depot
+/// through its stops and back with numbered stops, and `unassigned`
+/// pickups as hollow red rings. Colours are attributes, not classes, so the
+/// map keeps them wherever it is shown. `None` only if a coordinate is not
+/// finite.
+pub fn route_map(
+    id: &str,
+    aria_label: &str,
+    background: Option<&MultiPolygon<f64>>,
+    depot: (f64, f64),
+    routes: &[MapRoute],
+    unassigned: &[(f64, f64)],
+) -> Option<String> {
+    let points: Vec<(f64, f64)> = std::iter::once(depot)
+        .chain(routes.iter().flat_map(|r| r.stops.iter().copied()))
+        .chain(unassigned.iter().copied())
+        .collect();
+    if points.iter().any(|p| !p.0.is_finite() || !p.1.is_finite()) {
+        return None;
+    }
+    let fold =
+        |f: fn(f64, f64) -> f64, pick: fn(&(f64, f64)) -> f64, start: f64| points.iter().map(pick).fold(start, f);
+    let (mut min_x, mut max_x) = (fold(f64::min, |p| p.0, f64::MAX), fold(f64::max, |p| p.0, f64::MIN));
+    let (mut min_y, mut max_y) = (fold(f64::min, |p| p.1, f64::MAX), fold(f64::max, |p| p.1, f64::MIN));
+    // The routes decide the frame; a margin keeps markers inside it.
+    let margin = f64::max(max_x - min_x, max_y - min_y).max(MIN_ROUTE_SPAN_DEG) * 0.08;
+    let grow = |lo: &mut f64, hi: &mut f64| {
+        let short = (MIN_ROUTE_SPAN_DEG - (*hi - *lo)).max(0.0) / 2.0;
+        *lo -= short + margin;
+        *hi += short + margin;
+    };
+    grow(&mut min_x, &mut max_x);
+    grow(&mut min_y, &mut max_y);
+    let rect = Rect::new(Coord { x: min_x, y: min_y }, Coord { x: max_x, y: max_y });
+    let proj = Projection::fit(rect, MAP_WIDTH)?;
+    let mut svg = String::with_capacity(8 * 1024);
+    open_svg(&mut svg, id, "routemap", aria_label, MAP_WIDTH, proj.height);
+    if let Some(shape) = background {
+        let d = path_data(&proj.project(shape, SIMPLIFY_PX));
+        if !d.is_empty() {
+            let _ = write!(
+                svg,
+                "<path class=\"area\" d=\"{d}\" fill=\"#dcebdf\" stroke=\"#7f9f89\" fill-rule=\"evenodd\"/>"
+            );
+        }
+    }
+    let (dx, dy) = proj.point(depot.0, depot.1);
+    for (i, route) in routes.iter().enumerate() {
+        let colour = ROUTE_COLOURS[i % ROUTE_COLOURS.len()];
+        let mut line = format!("{dx:.1},{dy:.1}");
+        for (lon, lat) in &route.stops {
+            let (x, y) = proj.point(*lon, *lat);
+            let _ = write!(line, " {x:.1},{y:.1}");
+        }
+        let _ = write!(line, " {dx:.1},{dy:.1}");
+        let _ = write!(
+            svg,
+            "<polyline class=\"route\" points=\"{line}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"3\" stroke-linejoin=\"round\"><title>{}</title></polyline>",
+            escape(&route.name)
+        );
+    }
+    for (lon, lat) in unassigned {
+        let (x, y) = proj.point(*lon, *lat);
+        let _ = write!(
+            svg,
+            "<circle class=\"unassigned\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"8\" fill=\"#fff\" stroke=\"#c92a2a\" stroke-width=\"2.5\"/>"
+        );
+    }
+    // Stops after all lines, so no line crosses a number.
+    for (i, route) in routes.iter().enumerate() {
+        let colour = ROUTE_COLOURS[i % ROUTE_COLOURS.len()];
+        for (n, (lon, lat)) in route.stops.iter().enumerate() {
+            let (x, y) = proj.point(*lon, *lat);
+            let _ = write!(
+                svg,
+                "<g class=\"stop\"><circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"10\" fill=\"{colour}\" stroke=\"#fff\" stroke-width=\"2\"/><text x=\"{x:.1}\" y=\"{y:.1}\" fill=\"#fff\" font-size=\"11\" text-anchor=\"middle\" dominant-baseline=\"central\">{}</text></g>",
+                n + 1
+            );
+        }
+    }
+    let _ = write!(
+        svg,
+        "<rect class=\"depot\" x=\"{:.1}\" y=\"{:.1}\" width=\"16\" height=\"16\" fill=\"#1d2a22\" stroke=\"#fff\" stroke-width=\"2\"/></svg>",
+        dx - 8.0,
+        dy - 8.0
+    );
+    Some(svg)
 }
 
 /// Escapes text for SVG element content and attribute values.
@@ -479,6 +616,50 @@ mod tests {
             .unwrap();
         let expected = (OUTLINE_WIDTH - 2.0 * PAD) / 60f64.to_radians().cos() + 2.0 * PAD;
         assert!((height - expected.ceil()).abs() <= 1.0, "{height} vs {expected}");
+    }
+
+    #[test]
+    fn route_maps_draw_one_line_per_route_through_numbered_stops() {
+        let routes = [
+            MapRoute {
+                name: "赣A1<".into(),
+                stops: vec![(115.9, 28.7), (115.95, 28.72)],
+            },
+            MapRoute {
+                name: "赣A2".into(),
+                stops: vec![(115.8, 28.6)],
+            },
+        ];
+        let svg = route_map("plan", "路线", None, (115.89, 28.68), &routes, &[(116.0, 28.8)]).unwrap();
+        assert_eq!(svg.matches("<polyline class=\"route\"").count(), 2, "{svg}");
+        assert_eq!(svg.matches("<g class=\"stop\">").count(), 3);
+        assert_eq!(svg.matches("class=\"unassigned\"").count(), 1);
+        assert!(svg.contains("<title>赣A1&lt;</title>") && svg.contains(">2</text>"));
+        assert!(svg.contains(ROUTE_COLOURS[0]) && svg.contains(ROUTE_COLOURS[1]));
+        // A route starts and ends at the depot's square (centre = x + 8).
+        let first = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+        let pts: Vec<&str> = first.split(' ').collect();
+        assert_eq!(pts.len(), 4);
+        assert_eq!(pts[0], pts[3]);
+        let depot_x: f64 = svg
+            .split("class=\"depot\" x=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let start_x: f64 = pts[0].split(',').next().unwrap().parse().unwrap();
+        assert!((depot_x + 8.0 - start_x).abs() < 0.11, "{depot_x} {start_x}");
+        // Every point lies inside the view box.
+        for p in pts {
+            let x: f64 = p.split(',').next().unwrap().parse().unwrap();
+            assert!(x > 0.0 && x < MAP_WIDTH, "{x}");
+        }
+        // A depot alone still makes a map; a non-finite point does not.
+        assert!(route_map("p", "p", None, (115.0, 28.0), &[], &[]).is_some());
+        assert!(route_map("p", "p", None, (f64::NAN, 28.0), &[], &[]).is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod support;
 
 mod coldchain;
+mod journey;
 mod network;
 mod plans;
 mod report;

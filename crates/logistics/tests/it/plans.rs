@@ -1,14 +1,15 @@
 //! Dispatch plans on SQLite and PostgreSQL: a depot's day of collection
 //! runs keeps temperature classes apart, never exceeds a vehicle's capacity,
 //! respects pickup windows and shifts, lists what it could not plan with
-//! the reason, and marks the planned shipments.
+//! the reason, and marks the planned shipments; a planner's locks pin
+//! pickups to vehicles and a re-plan moves stops between them.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use shuxiang_core::audit::{self, AuditQuery};
 use shuxiang_core::auth::Role;
 use shuxiang_core::{CoreError, db_test};
 use shuxiang_logistics::coldchain::TemperatureClass;
-use shuxiang_logistics::plans::{self, PlanRequest};
+use shuxiang_logistics::plans::{self, Lock, PlanRequest};
 use shuxiang_logistics::shipments::{self, NewShipment, Status};
 use shuxiang_logistics::store::LOGISTICS_MIGRATIONS;
 
@@ -26,6 +27,7 @@ fn request(depot: i64) -> PlanRequest {
         speed_kmh: None,
         service_min: None,
         time_limit_s: Some(1),
+        locks: Vec::new(),
     }
 }
 
@@ -179,4 +181,116 @@ db_test!([&LOGISTICS_MIGRATIONS] async fn only_the_countys_operators_plan(db) {
     assert!(plan.routes.is_empty() && plan.unassigned.is_empty());
     assert!(matches!(plans::get(&db, &who(21, Role::Carrier, OUT_COUNTY), plan.id).await, Err(CoreError::Forbidden(_))));
     assert!(matches!(plans::get(&db, &official, 999).await, Err(CoreError::NotFound(_))));
+});
+
+/// Books `s` for the depot as a farmer of the village.
+async fn booked(
+    db: &shuxiang_core::Db,
+    depot: &shuxiang_logistics::network::Site,
+    mut s: NewShipment,
+) -> shipments::Shipment {
+    let farmer = who(10, Role::Farmer, IN_COUNTY);
+    s.destination.site_id = Some(depot.id);
+    shipments::book(db, &farmer, &actor(&farmer), s).await.unwrap()
+}
+
+fn vehicle_of(plan: &plans::Plan, shipment: i64) -> Option<i64> {
+    plan.routes
+        .iter()
+        .find(|r| r.stops.iter().any(|s| s.shipment_id == shipment))
+        .map(|r| r.vehicle_id)
+}
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn a_locked_pickup_rides_on_its_vehicle(db) {
+    let depot = site(&db, "东湖区运营中心", IN_COUNTY).await;
+    let first = vehicle(&db, "赣A10001", &depot, TemperatureClass::Ambient).await;
+    let second = vehicle(&db, "赣A10002", &depot, TemperatureClass::Ambient).await;
+    let mut rice = Vec::new();
+    for k in 0..3 {
+        rice.push(booked(&db, &depot, on_the_day(TemperatureClass::Ambient, 100.0, k as f64)).await);
+    }
+    let carrier = who(20, Role::Carrier, IN_COUNTY);
+    // Unlocked, all three fit one vehicle and the shortest plan uses one.
+    // Locked, each pickup goes where the planner put it.
+    let mut req = request(depot.id);
+    req.locks = vec![
+        Lock { shipment_id: rice[0].id, vehicle_id: second.id },
+        Lock { shipment_id: rice[1].id, vehicle_id: first.id },
+    ];
+    let plan = plans::create(&db, &carrier, &actor(&carrier), req).await.unwrap();
+    assert!(plan.unassigned.is_empty(), "{:?}", plan.unassigned);
+    assert_eq!(vehicle_of(&plan, rice[0].id), Some(second.id));
+    assert_eq!(vehicle_of(&plan, rice[1].id), Some(first.id));
+    assert_eq!(shipments::get(&db, &admin(), rice[0].id).await.unwrap().vehicle_id, Some(second.id));
+
+    // Re-planning moves a stop to the other vehicle and takes the plan's
+    // other stops back into the pool; the shipments follow the new plan.
+    let moved = plans::replan(&db, &carrier, &actor(&carrier), plan.id,
+        vec![Lock { shipment_id: rice[0].id, vehicle_id: first.id }, Lock { shipment_id: rice[2].id, vehicle_id: second.id }], Some(1)).await.unwrap();
+    assert_ne!(moved.id, plan.id);
+    assert!(moved.unassigned.is_empty(), "{:?}", moved.unassigned);
+    assert_eq!(vehicle_of(&moved, rice[0].id), Some(first.id));
+    assert_eq!(vehicle_of(&moved, rice[2].id), Some(second.id));
+    let stops: usize = moved.routes.iter().map(|r| r.stops.len()).sum();
+    assert_eq!(stops, 3, "every stop of the earlier plan is planned again");
+    for s in &rice {
+        let now = shipments::get(&db, &admin(), s.id).await.unwrap();
+        assert_eq!((now.status, now.vehicle_id), (Status::Planned, vehicle_of(&moved, s.id)));
+    }
+    let log = audit::list(&db, None, &AuditQuery { action: Some("dispatch_plan.create".into()), limit: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(log[0].detail_json()["replan_of"], plan.id);
+
+    // A stop already picked up stays where it is: a re-plan leaves it out.
+    let picked = shipments::StatusChange {
+        status: Status::PickedUp,
+        handover: Some(shipments::NewHandover { from_party: "农户".into(), to_party: "司机".into(), at: None,
+            temperature_c: None, signature_name: "王".into(), note: None }),
+        proof_of_delivery: None,
+        reason: None,
+    };
+    shipments::change_status(&db, &admin(), &actor(&admin()), rice[2].id, picked).await.unwrap();
+    let again = plans::replan(&db, &carrier, &actor(&carrier), moved.id, Vec::new(), Some(1)).await.unwrap();
+    assert_eq!(vehicle_of(&again, rice[2].id), None);
+    assert_eq!(again.routes.iter().map(|r| r.stops.len()).sum::<usize>(), 2);
+    let err = plans::replan(&db, &carrier, &actor(&carrier), moved.id,
+        vec![Lock { shipment_id: rice[2].id, vehicle_id: first.id }], Some(1)).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_lock", "a picked-up shipment is no pickup of the re-plan");
+
+    // Plans of the county are listed newest first with their counts.
+    let listed = plans::list(&db, &carrier, &shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap(), None).await.unwrap();
+    assert_eq!(listed.iter().map(|p| p.id).collect::<Vec<_>>(), [again.id, moved.id, plan.id]);
+    assert_eq!((listed[1].stops, listed[1].unassigned, listed[1].vehicles), (3, 0, 2));
+    let outsider = who(21, Role::Carrier, OUT_COUNTY);
+    assert!(matches!(plans::list(&db, &outsider, &shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap(), None).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(plans::replan(&db, &outsider, &actor(&outsider), plan.id, Vec::new(), Some(1)).await, Err(CoreError::Forbidden(_))));
+});
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn locks_must_name_the_plans_pickups_and_depots_vehicles(db) {
+    let depot = site(&db, "东湖区运营中心", IN_COUNTY).await;
+    let other = site(&db, "东湖区二号仓", IN_COUNTY).await;
+    let van = vehicle(&db, "赣A10001", &depot, TemperatureClass::Ambient).await;
+    let elsewhere = vehicle(&db, "赣A10009", &other, TemperatureClass::Chilled).await;
+    let veg = booked(&db, &depot, on_the_day(TemperatureClass::Chilled, 100.0, 0.0)).await;
+    let official = who(2, Role::Official, IN_COUNTY);
+    let with = |locks: Vec<Lock>| {
+        let mut r = request(depot.id);
+        r.locks = locks;
+        r
+    };
+    let code = |r: Result<plans::Plan, CoreError>| r.unwrap_err().code();
+    let err = plans::create(&db, &official, &actor(&official), with(vec![Lock { shipment_id: veg.id, vehicle_id: elsewhere.id }])).await;
+    assert_eq!(code(err), "invalid_lock", "a vehicle of another depot");
+    let err = plans::create(&db, &official, &actor(&official), with(vec![Lock { shipment_id: 999, vehicle_id: van.id }])).await;
+    assert_eq!(code(err), "invalid_lock", "no such pickup");
+    let twice = vec![Lock { shipment_id: veg.id, vehicle_id: van.id }; 2];
+    assert_eq!(code(plans::create(&db, &official, &actor(&official), with(twice)).await), "invalid_lock");
+    assert_eq!(shipments::get(&db, &admin(), veg.id).await.unwrap().status, Status::Booked, "refused locks plan nothing");
+
+    // Chilled goods locked to a van without refrigeration: not an error,
+    // an unassigned pickup with the reason, even with a reefer at the depot.
+    vehicle(&db, "赣A10002", &depot, TemperatureClass::Chilled).await;
+    let plan = plans::create(&db, &official, &actor(&official), with(vec![Lock { shipment_id: veg.id, vehicle_id: van.id }])).await.unwrap();
+    assert!(plan.routes.is_empty(), "{:?}", plan.routes);
+    assert_eq!(plan.unassigned.iter().map(|u| (u.shipment_id, u.reason.as_str())).collect::<Vec<_>>(), [(veg.id, "skills")]);
+    assert_eq!(shipments::get(&db, &admin(), veg.id).await.unwrap().status, Status::Booked);
 });

@@ -1,13 +1,17 @@
 //! Officials' numbers on SQLite and PostgreSQL: shipments per pickup region
-//! and status, on-time rate, handover temperatures outside the band, and
+//! and status, on-time rate, handover temperatures outside the band, the
+//! network per tier, empty running of stored plans, the period filter, and
 //! who may see them.
 
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::json;
 use shuxiang_core::auth::Role;
 use shuxiang_core::{CoreError, RegionCode, db_test};
 use shuxiang_logistics::coldchain::TemperatureClass;
+use shuxiang_logistics::network::{self, SiteKind, Tier};
+use shuxiang_logistics::plans::{self, haversine_km};
 use shuxiang_logistics::shipments::{self, NewHandover, ProofOfDelivery, Shipment, Status, StatusChange};
-use shuxiang_logistics::stats;
+use shuxiang_logistics::stats::{self, Period};
 use shuxiang_logistics::store::LOGISTICS_MIGRATIONS;
 
 use crate::support::*;
@@ -91,4 +95,101 @@ db_test!([&LOGISTICS_MIGRATIONS] async fn officials_see_their_regions_numbers(db
     let empty = stats::stats(&db, &admin(), &RegionCode::parse("360104").unwrap()).await.unwrap();
     assert_eq!((empty.totals.shipments, empty.totals.on_time_rate), (0, None));
     assert!(empty.by_region.is_empty());
+});
+
+fn local(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+}
+
+fn day(s: &str) -> Option<NaiveDate> {
+    Some(NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap())
+}
+
+async fn tier_site(
+    db: &shuxiang_core::Db,
+    name: &str,
+    tier: Tier,
+    region: &str,
+    lat: f64,
+    cold: bool,
+) -> network::Site {
+    let a = admin();
+    let mut s = new_site(name, IN_COUNTY);
+    s.kind = if tier == Tier::Village {
+        SiteKind::CollectionPoint
+    } else {
+        SiteKind::CloudWarehouse
+    };
+    s.tier = tier;
+    s.region_code = RegionCode::parse(region).unwrap();
+    (s.lon, s.lat, s.cold_storage) = (115.9, lat, cold);
+    network::create_site(db, &a, &actor(&a), s).await.unwrap()
+}
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn tiers_and_empty_running_of_a_county(db) {
+    // On one meridian, so every distance is R × Δlat: the depot at 28.60°,
+    // the first pickup (a village collection point) at 28.70°, the second
+    // (a field edge) at 28.80°. Their windows force that order.
+    let depot = tier_site(&db, "东湖区运营中心", Tier::County, IN_COUNTY, 28.60, true).await;
+    let point = tier_site(&db, "村级收集点", Tier::Village, IN_VILLAGE, 28.70, false).await;
+    tier_site(&db, "益农信息社冷柜", Tier::Village, OTHER_VILLAGE, 28.75, true).await;
+    let city = tier_site(&db, "南昌市供销云仓", Tier::City, "3601", 28.65, true).await;
+    tier_site(&db, "西湖仓", Tier::County, OUT_COUNTY, 28.65, true).await;
+    vehicle(&db, "赣A20001", &depot, TemperatureClass::Chilled).await;
+    let farmer = who(10, Role::Farmer, IN_COUNTY);
+    let book = |mut s: shipments::NewShipment, from: &str, to: &str| {
+        s.ready_at = local(from);
+        s.deadline = local(to);
+        let (db, farmer) = (db.clone(), farmer.clone());
+        async move { shipments::book(&db, &farmer, &actor(&farmer), s).await.unwrap() }
+    };
+    let mut at_point = pickup(IN_VILLAGE, &depot);
+    at_point.origin = shipments::Place { site_id: Some(point.id), name: None, lon: None, lat: None, region_code: None };
+    book(at_point, "2026-03-01T08:00:00+08:00", "2026-03-01T09:00:00+08:00").await;
+    let mut field = pickup(IN_VILLAGE, &depot);
+    field.origin.lat = Some(28.80);
+    book(field, "2026-03-01T14:00:00+08:00", "2026-03-01T15:00:00+08:00").await;
+    book(pickup(IN_VILLAGE, &city), "2026-03-05T08:00:00+08:00", "2026-03-05T17:00:00+08:00").await;
+
+    let carrier = who(20, Role::Carrier, IN_COUNTY);
+    let req = serde_json::from_value(json!({"depot_site_id": depot.id, "day": "2026-03-01", "time_limit_s": 1})).unwrap();
+    let plan = plans::create(&db, &carrier, &actor(&carrier), req).await.unwrap();
+    assert_eq!((plan.routes.len(), plan.routes[0].stops.len()), (1, 2), "{plan:?}");
+
+    let official = who(2, Role::Official, IN_COUNTY);
+    let county = RegionCode::parse(IN_COUNTY).unwrap();
+    let s = stats::stats(&db, &official, &county).await.unwrap();
+    let tiers: Vec<(Tier, i64, i64, i64, i64)> =
+        s.tiers.iter().map(|t| (t.tier, t.sites, t.cold_storage_sites, t.shipments_from, t.shipments_to)).collect();
+    // The city warehouse lies outside the county but receives one of its shipments.
+    assert_eq!(tiers, [
+        (Tier::Province, 0, 0, 0, 0),
+        (Tier::City, 0, 0, 0, 1),
+        (Tier::County, 1, 1, 0, 2),
+        (Tier::Village, 2, 1, 1, 0),
+    ]);
+
+    // Depot → 28.70° is empty; the route runs 0.1° + 0.1° + 0.2° in all.
+    let leg = haversine_km((115.9, 28.60), (115.9, 28.70)) * 1.3;
+    let e = &s.empty_running;
+    assert_eq!((e.plans, e.routes), (1, 1));
+    assert!((e.empty_km - leg).abs() < 1e-6, "{e:?} vs {leg}");
+    assert!((e.total_km - 4.0 * leg).abs() < 1e-6, "{e:?}");
+    assert!((e.ratio.unwrap() - 0.25).abs() < 1e-9, "{e:?}");
+
+    // The period: shipments by ready day, plans by day, both ends included.
+    let march_1 = Period { from: day("2026-03-01"), to: day("2026-03-01") };
+    let p = stats::stats_in(&db, &official, &county, &march_1).await.unwrap();
+    assert_eq!((p.totals.shipments, p.tiers[1].shipments_to, p.empty_running.plans), (2, 0, 1));
+    assert_eq!((p.from, p.to), (march_1.from, march_1.to));
+    let later = Period { from: day("2026-03-02"), to: None };
+    let p = stats::stats_in(&db, &official, &county, &later).await.unwrap();
+    assert_eq!((p.totals.shipments, p.tiers[1].shipments_to, p.tiers[3].sites), (1, 1, 2));
+    assert_eq!((p.empty_running.routes, p.empty_running.ratio), (0, None));
+    let backwards = Period { from: day("2026-03-02"), to: day("2026-03-01") };
+    assert!(matches!(stats::stats_in(&db, &official, &county, &backwards).await, Err(CoreError::Invalid { .. })));
+
+    // Another county's numbers hold none of this.
+    let west = stats::stats(&db, &admin(), &RegionCode::parse(OUT_COUNTY).unwrap()).await.unwrap();
+    assert_eq!((west.tiers[2].sites, west.tiers[2].shipments_to, west.empty_running.plans), (1, 0, 0));
 });

@@ -93,6 +93,12 @@ pub struct Viewer {
     pub display_name: String,
     /// Administrators and officials: the users and audit pages are theirs.
     pub staff: bool,
+    /// Village staff, who watch their village's devices.
+    pub village_staff: bool,
+    /// Farm-input dealers, who keep their shop's ledger.
+    pub dealer: bool,
+    /// Carriers, who read their dispatch plans and run sheets.
+    pub carrier: bool,
 }
 
 /// Filled by the page extractors, read by [`shell`] to render error pages
@@ -172,6 +178,9 @@ fn viewer_of(a: &Auth) -> Viewer {
     Viewer {
         display_name: p.display_name.clone(),
         staff: p.grants.iter().any(|g| STAFF.contains(&g.role)),
+        village_staff: p.grants.iter().any(|g| g.role == Role::VillageStaff),
+        dealer: p.grants.iter().any(|g| g.role == Role::Dealer),
+        carrier: p.grants.iter().any(|g| g.role == Role::Carrier),
     }
 }
 

@@ -10,10 +10,19 @@
 //! - `monitoring`: IoT dashboards (devices on the map, latest values,
 //!   charts, alarms, the county overview)
 //! - `trace`: the consumer's page of a scanned trace code
+//! - `logistics`: officials' logistics overview on the county map and a
+//!   shipment's printable cold-chain report
+//! - `dispatch`: the dispatch planner's plans, route map, lock and re-plan,
+//!   and the driver's run sheet
+//! - `inputs`: farm-input shops' ledgers (stock in, real-name sales,
+//!   reversals, CSV import) and their supervision (sales, anomalies)
 
 mod admin;
 mod auth;
 mod common;
+mod dispatch;
+mod inputs;
+mod logistics;
 mod monitoring;
 mod regions;
 mod trace;
@@ -40,6 +49,26 @@ pub fn router() -> Router<AppState> {
         .route("/monitoring/devices", post(monitoring::register))
         .route("/monitoring/devices/{id}", get(monitoring::device_page))
         .route("/monitoring/alarms/{id}/{action}", post(monitoring::alarm_action))
+        .route("/dealers", get(inputs::dealers))
+        .route("/dealers/{id}", get(inputs::dealer_page))
+        .route("/dealers/{id}/stock-in", post(inputs::stock_in))
+        .route("/dealers/{id}/sales", post(inputs::sale))
+        .route("/dealers/{id}/import", post(inputs::import_csv))
+        .route("/dealers/{id}/ledger/{entry}/reversal", post(inputs::reverse))
+        .route("/inputs", get(inputs::supervision))
+        .route("/logistics", get(logistics::overview))
+        .route(
+            "/logistics/shipments/{id}/cold-chain",
+            get(logistics::cold_chain_report),
+        )
+        .route("/dispatch", get(dispatch::plans_page))
+        .route("/dispatch/plans", post(dispatch::create_plan))
+        .route("/dispatch/plans/{id}", get(dispatch::plan_page))
+        .route("/dispatch/plans/{id}/replan", post(dispatch::replan))
+        .route(
+            "/dispatch/plans/{id}/vehicles/{vehicle_id}/run-sheet",
+            get(dispatch::run_sheet),
+        )
         .route("/admin/users", get(admin::users).post(admin::create_user))
         .route("/admin/users/{id}", get(admin::edit_user).post(admin::save_user))
         .route("/admin/audit", get(admin::audit))

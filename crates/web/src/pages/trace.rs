@@ -4,7 +4,11 @@
 //! trace log. Public, small, no JavaScript: it opens on any phone.
 //!
 //! The facts are read from the logged events themselves (not from side
-//! tables), so the badge vouches for exactly what the page shows.
+//! tables), so the badge vouches for exactly what the page shows. Below
+//! them, set apart and labelled as such, the logistics slice's records of
+//! the shipments that carried the code: the path, the times, handover
+//! temperatures and a cold-chain badge. Those are not in the signed log, so
+//! the page says so rather than let the log's badge seem to cover them.
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -12,12 +16,16 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value};
 use shuxiang_core::region::RegionCode;
 use shuxiang_core::regions;
+use shuxiang_logistics::coldchain::{Band, Direction, ListSource, TemperatureSource};
+use shuxiang_logistics::journey::{self, Basis, ColdChain, Endpoint, Journey};
+use shuxiang_logistics::report::{ColdChainSource, Verdict};
+use shuxiang_logistics::shipments::Status;
 use shuxiang_trace::keys::TraceLogKeys;
 use shuxiang_trace::produce::store::{self, Scanned};
 use shuxiang_trace::produce::verify::{Verification, verify_scan};
 use shuxiang_trace::produce::{BIZSTEP_APPLYING_INPUT, BIZSTEP_HARVESTING, TraceCode};
 
-use super::common::{Chrome, PageError, PageResult, Visitor, encode_query_value, render};
+use super::common::{Chrome, PageError, PageResult, Visitor, encode_query_value, local_time, render};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
@@ -43,6 +51,34 @@ pub struct TraceTexts {
     pub package_of: &'static str,
     pub check_yourself: &'static str,
     pub unknown: &'static str,
+    pub logistics: &'static str,
+    pub logistics_note: &'static str,
+    pub buyer: &'static str,
+    pub band: &'static str,
+    pub booked: &'static str,
+    pub picked_up: &'static str,
+    pub transfer: &'static str,
+    pub delivered: &'static str,
+    pub on_time: &'static str,
+    pub late: &'static str,
+    pub in_transit: &'static str,
+    pub waiting: &'static str,
+    pub out_of_band: &'static str,
+    pub cc_held: &'static str,
+    pub cc_excursions: &'static str,
+    pub cc_gaps: &'static str,
+    pub cc_no_data: &'static str,
+    pub cc_not_started: &'static str,
+    pub cc_handovers_ok: &'static str,
+    pub cc_handovers_bad: &'static str,
+    pub cc_unmeasured: &'static str,
+    pub cc_ambient: &'static str,
+    pub too_warm: &'static str,
+    pub too_cold: &'static str,
+    pub peak: &'static str,
+    pub minutes: &'static str,
+    pub ongoing: &'static str,
+    pub gap: &'static str,
 }
 
 static ZH: TraceTexts = TraceTexts {
@@ -64,6 +100,34 @@ static ZH: TraceTexts = TraceTexts {
     package_of: "本包装属于批次",
     check_yourself: "自行验证（公钥与证明）",
     unknown: "未找到该追溯码。请核对标签上的16位码。",
+    logistics: "物流",
+    logistics_note: "物流信息来自物流系统记录，不在上方的签名日志中。",
+    buyer: "采购方",
+    band: "温度要求",
+    booked: "预约揽收",
+    picked_up: "揽收",
+    transfer: "中转交接",
+    delivered: "送达",
+    on_time: "准时",
+    late: "晚于约定时间",
+    in_transit: "运输中",
+    waiting: "待揽收",
+    out_of_band: "超出温度要求",
+    cc_held: "✓ 冷链全程达标：温度记录仪全程读数均在要求范围内",
+    cc_excursions: "✗ 冷链曾超标：",
+    cc_gaps: "… 冷链读数均达标，但记录有数据缺口：",
+    cc_no_data: "… 车辆温度记录仪在途中没有数据，无法证明冷链",
+    cc_not_started: "… 尚未揽收",
+    cc_handovers_ok: "… 车辆无温度记录仪；交接时测温均在要求范围内（仅为交接时刻）",
+    cc_handovers_bad: "✗ 车辆无温度记录仪；交接时测温超出要求范围",
+    cc_unmeasured: "… 车辆无温度记录仪，交接时也未测温，无法证明冷链",
+    cc_ambient: "常温货物，无需冷链",
+    too_warm: "偏高",
+    too_cold: "偏低",
+    peak: "峰值",
+    minutes: "分钟",
+    ongoing: "仍在超标",
+    gap: "数据缺口",
 };
 
 static EN: TraceTexts = TraceTexts {
@@ -85,6 +149,34 @@ static EN: TraceTexts = TraceTexts {
     package_of: "This package belongs to batch",
     check_yourself: "Verify it yourself (public key and proofs)",
     unknown: "No such trace code. Check the 16 characters on the label.",
+    logistics: "Logistics",
+    logistics_note: "From the logistics system's records, not part of the signed log above.",
+    buyer: "Buyer",
+    band: "Required temperature",
+    booked: "Pickup booked",
+    picked_up: "Picked up",
+    transfer: "Handed over",
+    delivered: "Delivered",
+    on_time: "on time",
+    late: "late",
+    in_transit: "in transit",
+    waiting: "awaiting pickup",
+    out_of_band: "outside the required range",
+    cc_held: "✓ Cold chain held: every logger reading on the way was in range",
+    cc_excursions: "✗ Cold chain broken:",
+    cc_gaps: "… Logger readings were in range, but the record has data gaps:",
+    cc_no_data: "… The vehicle's logger sent no data on the way; the cold chain cannot be shown",
+    cc_not_started: "… Not picked up yet",
+    cc_handovers_ok: "… No logger on the vehicle; temperatures measured at handovers were in range (those moments only)",
+    cc_handovers_bad: "✗ No logger on the vehicle; a temperature measured at handover was out of range",
+    cc_unmeasured: "… No logger on the vehicle and no temperature measured at handovers; the cold chain cannot be shown",
+    cc_ambient: "Ambient goods: no cold chain needed",
+    too_warm: "too warm",
+    too_cold: "too cold",
+    peak: "peak",
+    minutes: "min",
+    ongoing: "still out of range",
+    gap: "data gap",
 };
 
 fn texts(lang: Lang) -> &'static TraceTexts {
@@ -103,6 +195,28 @@ pub struct Step {
     pub proof_href: String,
 }
 
+/// One line of a shipment's path.
+pub struct PathStep {
+    pub time: String,
+    pub label: &'static str,
+    pub detail: String,
+}
+
+/// One shipment that carried the code, as the page shows it.
+pub struct JourneyView {
+    pub from: String,
+    pub to: String,
+    pub band: Option<String>,
+    pub steps: Vec<PathStep>,
+    /// The cold-chain verdict (`held`, `excursions`, …) for tests and styles.
+    pub verdict: &'static str,
+    /// "verified", "pending" or "failed", as the log's badge is styled.
+    pub badge: &'static str,
+    pub badge_text: &'static str,
+    /// Excursions and data gaps, one line each.
+    pub findings: Vec<String>,
+}
+
 #[derive(Template)]
 #[template(path = "trace.html")]
 struct TracePage {
@@ -119,6 +233,7 @@ struct TracePage {
     badge: &'static str,
     badge_text: &'static str,
     problems: Vec<String>,
+    journeys: Vec<JourneyView>,
 }
 
 #[derive(Template)]
@@ -181,7 +296,13 @@ fn step_of(tt: &'static TraceTexts, body: &Map<String, Value>, hash_id: &str) ->
     }
 }
 
-async fn origin(state: &AppState, scanned: &Scanned) -> Result<(String, Option<String>), AppError> {
+/// The origin's name path and its county's map, with a dot where the batch
+/// grew and at each point of the logistics path inside the county.
+async fn origin(
+    state: &AppState,
+    scanned: &Scanned,
+    path_points: &[(f64, f64)],
+) -> Result<(String, Option<String>), AppError> {
     let code = RegionCode::parse(&scanned.village)?;
     let Some((village, ancestors)) = regions::resolve_with_ancestors(&state.db, &code).await? else {
         return Ok((scanned.village.clone(), None));
@@ -193,8 +314,13 @@ async fn origin(state: &AppState, scanned: &Scanned) -> Result<(String, Option<S
         .await?
         .and_then(|b| svgmap::parse_boundary(&b.simplified))
         .and_then(|shape| {
-            let marker = scanned.lon.zip(scanned.lat);
-            svgmap::outline("origin-map", &names.join(" "), &shape, marker.as_slice())
+            let markers: Vec<(f64, f64)> = scanned
+                .lon
+                .zip(scanned.lat)
+                .into_iter()
+                .chain(path_points.iter().copied())
+                .collect();
+            svgmap::outline("origin-map", &names.join(" "), &shape, &markers)
         });
     Ok((names.join(" › "), map))
 }
@@ -207,6 +333,151 @@ fn badge(v: &Verification, tt: &'static TraceTexts) -> (&'static str, &'static s
     } else {
         ("verified", tt.verified)
     }
+}
+
+fn temperature(t: f64) -> String {
+    format!("{t:.1} °C")
+}
+
+fn band_text(b: &Band) -> Option<String> {
+    match (b.min_c, b.max_c) {
+        (Some(lo), Some(hi)) => Some(format!("{lo}–{hi} °C")),
+        (None, Some(hi)) => Some(format!("≤ {hi} °C")),
+        (Some(lo), None) => Some(format!("≥ {lo} °C")),
+        (None, None) => None,
+    }
+}
+
+fn endpoint_name(e: &Endpoint, tt: &'static TraceTexts) -> String {
+    match (&e.name, e.kind) {
+        (_, "buyer") => tt.buyer.to_owned(),
+        (Some(n), _) => n.clone(),
+        (None, _) => e.region_code.clone().unwrap_or_default(),
+    }
+}
+
+fn cold_chain_badge(cc: &ColdChain, tt: &'static TraceTexts) -> (&'static str, &'static str) {
+    if !cc.applicable {
+        return ("verified", tt.cc_ambient);
+    }
+    match (cc.verdict, cc.basis) {
+        (Verdict::Held, _) => ("verified", tt.cc_held),
+        (Verdict::Excursions, _) => ("failed", tt.cc_excursions),
+        (Verdict::Gaps, _) => ("pending", tt.cc_gaps),
+        (Verdict::NoData, _) => ("pending", tt.cc_no_data),
+        (Verdict::NotStarted, _) => ("pending", tt.cc_not_started),
+        (Verdict::NoLogger, Basis::HandoverTemperatures) if cc.handovers_out_of_band > 0 => {
+            ("failed", tt.cc_handovers_bad)
+        }
+        (Verdict::NoLogger, Basis::HandoverTemperatures) => ("pending", tt.cc_handovers_ok),
+        (Verdict::NoLogger, _) => ("pending", tt.cc_unmeasured),
+    }
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Held => "held",
+        Verdict::Excursions => "excursions",
+        Verdict::Gaps => "gaps",
+        Verdict::NoData => "no_data",
+        Verdict::NoLogger => "no_logger",
+        Verdict::NotStarted => "not_started",
+    }
+}
+
+fn minutes(seconds: f64) -> String {
+    format!("{:.0}", (seconds / 60.0).ceil())
+}
+
+fn journey_view(j: &Journey, tt: &'static TraceTexts) -> JourneyView {
+    let mut steps = vec![PathStep {
+        time: local_time(&j.booked_at),
+        label: tt.booked,
+        detail: String::new(),
+    }];
+    for h in &j.handovers {
+        let mut detail = h.temperature_c.map(temperature).unwrap_or_default();
+        if h.in_band == Some(false) {
+            detail = format!("{detail} · {}", tt.out_of_band);
+        }
+        steps.push(PathStep {
+            time: local_time(&h.at),
+            label: if h.kind == "pickup" { tt.picked_up } else { tt.transfer },
+            detail,
+        });
+    }
+    match (j.delivered_at, j.status) {
+        (Some(at), _) => steps.push(PathStep {
+            time: local_time(&at),
+            label: tt.delivered,
+            detail: match j.on_time {
+                Some(false) => tt.late.to_owned(),
+                _ => tt.on_time.to_owned(),
+            },
+        }),
+        (None, Status::PickedUp | Status::InTransit) => steps.push(PathStep {
+            time: String::new(),
+            label: tt.in_transit,
+            detail: String::new(),
+        }),
+        (None, _) => steps.push(PathStep {
+            time: String::new(),
+            label: tt.waiting,
+            detail: String::new(),
+        }),
+    }
+    let cc = &j.cold_chain;
+    let (badge, badge_text) = cold_chain_badge(cc, tt);
+    let mut findings: Vec<String> = cc
+        .excursions
+        .iter()
+        .map(|e| {
+            let side = match e.direction {
+                Direction::TooWarm => tt.too_warm,
+                Direction::TooCold => tt.too_cold,
+            };
+            let mut line = format!(
+                "{side} · {} {} · {} · {} {}",
+                tt.peak,
+                temperature(e.peak_c),
+                local_time(&e.start),
+                minutes(e.duration_s),
+                tt.minutes
+            );
+            if e.ongoing {
+                line = format!("{line} · {}", tt.ongoing);
+            }
+            line
+        })
+        .collect();
+    findings.extend(cc.gaps.iter().map(|g| {
+        format!(
+            "{} · {} · {} {}",
+            tt.gap,
+            local_time(&g.from),
+            minutes(g.duration_s),
+            tt.minutes
+        )
+    }));
+    JourneyView {
+        from: endpoint_name(&j.origin, tt),
+        to: endpoint_name(&j.destination, tt),
+        band: band_text(&j.band),
+        steps,
+        verdict: verdict_name(cc.verdict),
+        badge,
+        badge_text,
+        findings,
+    }
+}
+
+/// The points of the shipments' paths that have coordinates.
+fn path_points(journeys: &[Journey]) -> Vec<(f64, f64)> {
+    journeys
+        .iter()
+        .flat_map(|j| [&j.origin, &j.destination])
+        .filter_map(|e| e.lon.zip(e.lat))
+        .collect()
 }
 
 pub async fn trace_page(State(state): State<AppState>, v: Visitor, Path(raw): Path<String>) -> PageResult {
@@ -237,7 +508,15 @@ pub async fn trace_page(State(state): State<AppState>, v: Visitor, Path(raw): Pa
         .map_err(AppError::from)?;
     let (badge, badge_text) = badge(&verification, tt);
     let commissioning = scanned.events.first().map(|e| &e.body);
-    let (origin, map) = origin(&state, &scanned).await?;
+    let empty = ListSource::default();
+    let source: &dyn TemperatureSource = match state.slice::<ColdChainSource>() {
+        Some(s) => s.0.as_ref(),
+        None => &empty,
+    };
+    let journeys = journey::journeys_for_trace_code(&state.db, source, code.as_str())
+        .await
+        .map_err(AppError::from)?;
+    let (origin, map) = origin(&state, &scanned, &path_points(&journeys)).await?;
     let page = TracePage {
         c: v.chrome(),
         tt,
@@ -265,6 +544,7 @@ pub async fn trace_page(State(state): State<AppState>, v: Visitor, Path(raw): Pa
             .iter()
             .map(|(id, why)| format!("{id}: {why}"))
             .collect(),
+        journeys: journeys.iter().map(|j| journey_view(j, tt)).collect(),
     };
     render(StatusCode::OK, &page)
 }
