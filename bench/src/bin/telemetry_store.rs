@@ -105,7 +105,7 @@ async fn main() -> Result<()> {
             let db = Db::open_postgres(&scratch.url, None).await?;
             db.migrate(&[&CORE_MIGRATIONS, &TELEMETRY_MIGRATIONS]).await?;
             run_ingest(&args, &db).await?;
-            db.execute_raw("TRUNCATE telemetry_points, telemetry_chunks, telemetry_rollups")
+            db.execute_raw("TRUNCATE telemetry_segments, telemetry_chunks, telemetry_rollups")
                 .await?;
             run_store(&args, &db).await?;
             db.close().await;
@@ -292,7 +292,7 @@ async fn stored_bytes(db: &Db) -> Result<u64> {
                 unreachable!("backend is PostgreSQL")
             };
             let (bytes,): (i64,) = sqlx::query_as(
-                "SELECT (pg_total_relation_size('telemetry_points') + pg_total_relation_size('telemetry_chunks') \
+                "SELECT (pg_total_relation_size('telemetry_segments') + pg_total_relation_size('telemetry_chunks') \
                  + pg_total_relation_size('telemetry_rollups') + pg_total_relation_size('telemetry_metrics'))::int8",
             )
             .fetch_one(pool)
@@ -354,13 +354,13 @@ async fn run_store(args: &Args, db: &Db) -> Result<()> {
     maintenance += t.elapsed();
     let load_secs = started.elapsed().as_secs_f64();
     if db.backend() == Backend::Postgres {
-        db.execute_raw("VACUUM ANALYZE telemetry_points, telemetry_chunks, telemetry_rollups")
+        db.execute_raw("VACUUM ANALYZE telemetry_segments, telemetry_chunks, telemetry_rollups")
             .await?;
     }
     let bytes = stored_bytes(db).await?.saturating_sub(before);
     if let Db::Postgres(pool) = db {
         let sizes: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT t, pg_total_relation_size(t::regclass)::int8 FROM unnest(ARRAY['telemetry_points', \
+            "SELECT t, pg_total_relation_size(t::regclass)::int8 FROM unnest(ARRAY['telemetry_segments', \
              'telemetry_chunks', 'telemetry_rollups']) AS t",
         )
         .fetch_all(pool)

@@ -8,6 +8,7 @@ pub mod api;
 pub mod demo;
 pub mod devices;
 pub mod gateway;
+mod hot;
 pub mod ingest;
 pub mod model;
 pub mod payload;

@@ -1,5 +1,5 @@
 //! 时序查询 reading time series: raw points, roll-ups (min/max/avg/count/last
-//! per 1 min, 1 h, 1 day) and a device's latest values, over the hot table,
+//! per 1 min, 1 h, 1 day) and a device's latest values, over the hot tier,
 //! compressed chunks and stored roll-ups (see [`crate::store`], ADR 0006).
 //!
 //! Windows are half-open, `[from_ms, to_ms)`. Roll-up buckets start at
@@ -16,9 +16,10 @@ use sea_query::{Expr, ExprTrait, Order, Query};
 use shuxiang_core::CoreError;
 use shuxiang_core::db::Db;
 
+use crate::hot;
 use crate::store::{
-    Agg, ChunkRow, DAY_MS, HOUR_MS, MINUTE_MS, TelemetryChunks, TelemetryPoints, TelemetryRollups, codec, merge_points,
-    metric_id, metric_names,
+    Agg, ChunkRow, DAY_MS, HOUR_MS, MINUTE_MS, TelemetryChunks, TelemetryRollups, codec, merge_points, metric_id,
+    metric_names,
 };
 
 /// China Standard Time's offset: day buckets start at 00:00 in Beijing.
@@ -145,7 +146,8 @@ pub async fn raw(
     if limit == 0 || from_ms == to_ms {
         return Ok(Vec::new());
     }
-    let hot = hot_points(db, device_id, metric, from_ms, to_ms, Some(limit)).await?;
+    let mut hot = hot::series_points(db, device_id, metric, from_ms, to_ms).await?;
+    hot.truncate(limit);
     let q = chunk_query(device_id, metric, from_ms, to_ms, true);
     let chunks: Vec<(i64, Vec<u8>)> = db.fetch_all(&q).await?;
     let mut cold = Vec::new();
@@ -182,7 +184,7 @@ pub async fn rollup(
     }
     let mut buckets: BTreeMap<i64, Agg> = BTreeMap::new();
     let mut hot_by_hour: BTreeMap<i64, Vec<RawPoint>> = BTreeMap::new();
-    for p in hot_points(db, device_id, metric, from_ms, to_ms, None).await? {
+    for p in hot::series_points(db, device_id, metric, from_ms, to_ms).await? {
         hot_by_hour
             .entry(p.ts_ms.div_euclid(HOUR_MS) * HOUR_MS)
             .or_default()
@@ -276,35 +278,9 @@ pub async fn rollup(
 
 /// The latest point of each metric a device has stored, by metric name.
 pub async fn latest(db: &Db, device_id: i64) -> Result<Vec<(String, RawPoint)>, CoreError> {
-    let mut found: BTreeMap<i32, RawPoint> = BTreeMap::new();
+    let mut found = hot::latest(db, device_id).await?;
     // Walks the metrics present with one index seek each instead of
-    // scanning the device's rows: the hot table, then the chunks.
-    let mut after = i32::MIN;
-    loop {
-        let q = Query::select()
-            .column(TelemetryPoints::MetricId)
-            .from(TelemetryPoints::Table)
-            .and_where(Expr::col(TelemetryPoints::DeviceId).eq(device_id))
-            .and_where(Expr::col(TelemetryPoints::MetricId).gt(after))
-            .order_by(TelemetryPoints::MetricId, Order::Asc)
-            .limit(1)
-            .to_owned();
-        let Some((metric,)) = db.fetch_optional::<(i32,)>(&q).await? else {
-            break;
-        };
-        let q = Query::select()
-            .columns([TelemetryPoints::TsMs, TelemetryPoints::Value])
-            .from(TelemetryPoints::Table)
-            .and_where(Expr::col(TelemetryPoints::DeviceId).eq(device_id))
-            .and_where(Expr::col(TelemetryPoints::MetricId).eq(metric))
-            .order_by(TelemetryPoints::TsMs, Order::Desc)
-            .limit(1)
-            .to_owned();
-        if let Some((ts_ms, value)) = db.fetch_optional::<(i64, f64)>(&q).await? {
-            found.insert(metric, RawPoint { ts_ms, value });
-        }
-        after = metric;
-    }
+    // scanning the device's chunks.
     let mut after = i32::MIN;
     loop {
         let q = Query::select()
@@ -342,33 +318,6 @@ pub async fn latest(db: &Db, device_id: i64) -> Result<Vec<(String, RawPoint)>, 
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-/// Hot points of a series in the window, ascending.
-async fn hot_points(
-    db: &Db,
-    device_id: i64,
-    metric: i32,
-    from_ms: i64,
-    to_ms: i64,
-    limit: Option<usize>,
-) -> Result<Vec<RawPoint>, CoreError> {
-    let mut q = Query::select();
-    q.columns([TelemetryPoints::TsMs, TelemetryPoints::Value])
-        .from(TelemetryPoints::Table)
-        .and_where(Expr::col(TelemetryPoints::DeviceId).eq(device_id))
-        .and_where(Expr::col(TelemetryPoints::MetricId).eq(metric))
-        .and_where(Expr::col(TelemetryPoints::TsMs).gte(from_ms))
-        .and_where(Expr::col(TelemetryPoints::TsMs).lt(to_ms))
-        .order_by(TelemetryPoints::TsMs, Order::Asc);
-    if let Some(limit) = limit {
-        q.limit(limit as u64);
-    }
-    let rows: Vec<(i64, f64)> = db.fetch_all(&q).await?;
-    Ok(rows
-        .into_iter()
-        .map(|(ts_ms, value)| RawPoint { ts_ms, value })
-        .collect())
 }
 
 /// Chunks overlapping the window, ascending: with their data, or with

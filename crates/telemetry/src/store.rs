@@ -3,10 +3,10 @@
 //!
 //! A point is `(device_id, metric, ts_ms, value)`. Metric names map to small
 //! integer ids (`telemetry_metrics`) so no string is stored per point.
-//! Appends land in the hot table `telemetry_points`, keyed
-//! `(device_id, metric_id, ts_ms)`; that is what an acknowledgement waits for.
-//! [`maintain`] then moves points older than [`Retention::hot_ms`] into one
-//! chunk per series and hour (`telemetry_chunks`: delta-of-delta timestamps
+//! Appends land in the hot tier, one packed segment per device and write
+//! ([`crate::hot`]); that is what an acknowledgement waits for. [`maintain`]
+//! then moves points older than [`Retention::hot_ms`] into one chunk per
+//! series and hour (`telemetry_chunks`: delta-of-delta timestamps
 //! and XOR-coded values, lossless, see [`codec`]) that also carries the
 //! hour's min/max/sum/count/last, and when raw data passes its retention it
 //! is rolled up into `telemetry_rollups` for each resolution kept longer.
@@ -16,13 +16,13 @@
 //! hot or already compacted, so a re-sent MQTT message never counts twice.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
 use sea_query::{Expr, ExprTrait, Iden, OnConflict, Order, Query};
 use shuxiang_core::CoreError;
 use shuxiang_core::db::{Backend, Db, SliceMigrations, Tx};
 use sqlx::AssertSqlSafe;
 
+use crate::hot::{self, Row};
 use crate::series::{RawPoint, Step};
 
 /// The telemetry slice's tables.
@@ -170,9 +170,6 @@ async fn resolve_metric_ids(tx: &mut Tx, names: &[&str]) -> Result<HashMap<Strin
     Ok(rows.into_iter().map(|(id, name)| (name, id)).collect())
 }
 
-/// A point keyed by metric id, as stored.
-type Row = (i64, i32, i64, f64);
-
 /// Appends points inside the caller's transaction; they are durable once it
 /// commits. Points are validated first (nothing is written if one is bad);
 /// a point repeating a stored `(device, metric, ts)` replaces its value.
@@ -205,11 +202,7 @@ pub async fn append_parts(tx: &mut Tx, parts: &[&[NewPoint]]) -> Result<(), Core
         // + 0.0 turns -0.0 into 0.0, which SQLite would store anyway.
         rows.push((p.device_id, id, p.ts_ms, p.value + 0.0));
     }
-    let rows = sorted_last_wins(rows);
-    match tx {
-        Tx::Sqlite(t) => insert_sqlite(t, &rows).await,
-        Tx::Postgres(t) => insert_postgres(t, &rows).await,
-    }
+    hot::append(tx, &sorted_last_wins(rows)).await
 }
 
 /// Sorts by key (which also keeps B-tree inserts local) and keeps the last of
@@ -226,66 +219,6 @@ fn sorted_last_wins(mut rows: Vec<Row>) -> Vec<Row> {
     out
 }
 
-/// Rows per multi-row INSERT on SQLite (4 parameters each, well under the
-/// 32,766-parameter limit); a remainder is split into power-of-two
-/// statements so only 11 distinct statements are ever prepared and cached.
-const SQLITE_ROWS_LOG2: usize = 10;
-
-fn sqlite_insert_sql(log2: usize) -> &'static str {
-    static SQL: [OnceLock<String>; SQLITE_ROWS_LOG2 + 1] = [const { OnceLock::new() }; SQLITE_ROWS_LOG2 + 1];
-    SQL[log2].get_or_init(|| {
-        let rows = 1usize << log2;
-        let mut sql = String::from("INSERT INTO telemetry_points (device_id, metric_id, ts_ms, value) VALUES ");
-        for i in 0..rows {
-            sql.push_str(if i == 0 { "(?,?,?,?)" } else { ",(?,?,?,?)" });
-        }
-        sql.push_str(" ON CONFLICT (device_id, metric_id, ts_ms) DO UPDATE SET value = excluded.value");
-        sql
-    })
-}
-
-/// Hand-written rather than sea-query: on the ingest path building a
-/// statement per batch costs more than the insert itself, while a fixed
-/// statement is prepared once per connection.
-async fn insert_sqlite(conn: &mut sqlx::SqliteConnection, rows: &[Row]) -> Result<(), CoreError> {
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let log2 = (usize::BITS - 1 - rest.len().leading_zeros()) as usize;
-        let log2 = log2.min(SQLITE_ROWS_LOG2);
-        let (now, later) = rest.split_at(1 << log2);
-        let mut q = sqlx::query(sqlite_insert_sql(log2));
-        for &(device, metric, ts, value) in now {
-            q = q.bind(device).bind(metric).bind(ts).bind(value);
-        }
-        q.execute(&mut *conn).await?;
-        rest = later;
-    }
-    Ok(())
-}
-
-/// PostgreSQL takes a whole batch as four arrays in one statement; rows are
-/// unique by key already, which `ON CONFLICT DO UPDATE` requires.
-async fn insert_postgres(conn: &mut sqlx::PgConnection, rows: &[Row]) -> Result<(), CoreError> {
-    const SQL: &str = "INSERT INTO telemetry_points (device_id, metric_id, ts_ms, value) \
-        SELECT * FROM UNNEST($1::int8[], $2::int4[], $3::int8[], $4::float8[]) \
-        ON CONFLICT (device_id, metric_id, ts_ms) DO UPDATE SET value = EXCLUDED.value";
-    const CHUNK: usize = 50_000;
-    for chunk in rows.chunks(CHUNK) {
-        let devices: Vec<i64> = chunk.iter().map(|r| r.0).collect();
-        let metrics: Vec<i32> = chunk.iter().map(|r| r.1).collect();
-        let ts: Vec<i64> = chunk.iter().map(|r| r.2).collect();
-        let values: Vec<f64> = chunk.iter().map(|r| r.3).collect();
-        sqlx::query(SQL)
-            .bind(devices)
-            .bind(metrics)
-            .bind(ts)
-            .bind(values)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
 /// How long data is kept at each resolution, in days; `None` keeps it for
 /// ever. A roll-up resolution kept longer than raw data is written when raw
 /// data expires; while raw data exists roll-ups are derived from it.
@@ -295,7 +228,7 @@ pub struct Retention {
     pub minute_days: Option<u32>,
     pub hour_days: Option<u32>,
     pub day_days: Option<u32>,
-    /// Points younger than this stay in the hot table, so a bucket still
+    /// Points younger than this stay in the hot tier, so a bucket still
     /// receiving points is not re-encoded on every run.
     pub hot_ms: i64,
 }
@@ -364,9 +297,13 @@ pub struct MaintenanceReport {
     pub skipped: bool,
 }
 
-/// Hot points read per compaction transaction: bounds how long one
+/// Old hot-table points read per compaction transaction: bounds how long one
 /// maintenance transaction holds SQLite's single writer.
 const COMPACT_BATCH: u64 = 100_000;
+/// Hot segments read per compaction transaction, for the same reason: a
+/// segment holds one write of one device, from one point to a 10,000-point
+/// batch, so about as many points as [`COMPACT_BATCH`] for typical writes.
+const COMPACT_SEGMENTS: u64 = 20_000;
 /// Chunks read per expiry transaction (a multiple of 24, see [`expire_once`]).
 const EXPIRE_BATCH: u64 = 24 * 40;
 /// First half of the `pg_try_advisory_xact_lock` key of telemetry maintenance.
@@ -379,7 +316,7 @@ const PG_RETRIES: usize = 5;
 /// changes nothing. On PostgreSQL a transaction-level advisory lock makes a
 /// second node running at the same time skip (see `skipped`), and
 /// repeatable-read isolation keeps points committed during the run in the
-/// hot table for the next run.
+/// hot tier for the next run.
 pub async fn maintain(db: &Db, now_ms: i64, retention: &Retention) -> Result<MaintenanceReport, CoreError> {
     retention.validate()?;
     let mut report = MaintenanceReport::default();
@@ -403,11 +340,11 @@ pub async fn maintain(db: &Db, now_ms: i64, retention: &Retention) -> Result<Mai
         }
     }
     if report.points_compacted > 0 && db.backend() == Backend::Postgres {
-        // Compaction just deleted most of the hot table; without a vacuum
-        // now its file grows to every point ever appended whenever
+        // Compaction just deleted most of the hot tier; without a vacuum
+        // now its file grows to every segment ever appended whenever
         // autovacuum falls behind a burst. SKIP_LOCKED: another node may be
         // vacuuming it already.
-        db.execute_raw("VACUUM (SKIP_LOCKED) telemetry_points").await?;
+        db.execute_raw("VACUUM (SKIP_LOCKED) telemetry_segments").await?;
     }
     if let Some(raw_days) = retention.raw_days {
         let expire_before = Step::Day.bucket(now_ms.saturating_sub(i64::from(raw_days) * DAY_MS));
@@ -509,10 +446,24 @@ type SeriesHour = (i64, i32, i64);
 /// Series-hours looked up or written per statement during compaction.
 const CHUNK_STATEMENT_ROWS: usize = 500;
 
-/// Compacts one batch of hot points; returns (points, chunks, more to do).
-/// Statements cover many series-hours each: one lookup of existing chunks
-/// per 500, one upsert per 500, and one delete for the whole batch.
+/// Compacts one batch of hot data; returns (points, chunks, more to do).
+/// Points left in the hot table of before segments go first, whatever their
+/// age: they are older writes than any segment, so they must lie beneath
+/// them in the chunks.
 async fn compact_once(tx: &mut Tx, before_ms: i64) -> Result<(u64, u64, bool), CoreError> {
+    if let Some(done) = compact_legacy_points(tx).await? {
+        return Ok(done);
+    }
+    let taken = hot::take_compactable(tx, before_ms, COMPACT_SEGMENTS).await?;
+    let chunks = write_chunks(tx, &taken.rows).await?;
+    hot::delete(tx, &taken.emptied).await?;
+    hot::keep_later_points(tx, &taken.trimmed).await?;
+    Ok((taken.rows.len() as u64, chunks, taken.more))
+}
+
+/// Moves one batch of `telemetry_points` (the hot table before segments)
+/// into chunks; `None` once it is empty.
+async fn compact_legacy_points(tx: &mut Tx) -> Result<Option<(u64, u64, bool)>, CoreError> {
     let q = Query::select()
         .columns([
             TelemetryPoints::DeviceId,
@@ -521,7 +472,6 @@ async fn compact_once(tx: &mut Tx, before_ms: i64) -> Result<(u64, u64, bool), C
             TelemetryPoints::Value,
         ])
         .from(TelemetryPoints::Table)
-        .and_where(Expr::col(TelemetryPoints::TsMs).lt(before_ms))
         .order_by(TelemetryPoints::DeviceId, Order::Asc)
         .order_by(TelemetryPoints::MetricId, Order::Asc)
         .order_by(TelemetryPoints::TsMs, Order::Asc)
@@ -529,10 +479,39 @@ async fn compact_once(tx: &mut Tx, before_ms: i64) -> Result<(u64, u64, bool), C
         .to_owned();
     let rows: Vec<Row> = tx.fetch_all(&q).await?;
     let Some(&(last_device, last_metric, last_ts, _)) = rows.last() else {
-        return Ok((0, 0, false));
+        return Ok(None);
     };
-    let more = rows.len() as u64 == COMPACT_BATCH;
+    let chunks = write_chunks(tx, &rows).await?;
+    let delete = Query::delete()
+        .from_table(TelemetryPoints::Table)
+        .and_where(
+            Expr::tuple([
+                Expr::col(TelemetryPoints::DeviceId),
+                Expr::col(TelemetryPoints::MetricId),
+                Expr::col(TelemetryPoints::TsMs),
+            ])
+            .lte(Expr::tuple([
+                Expr::val(last_device),
+                Expr::val(last_metric),
+                Expr::val(last_ts),
+            ])),
+        )
+        .to_owned();
+    let deleted = tx.execute(&delete).await?;
+    if deleted != rows.len() as u64 {
+        return Err(CoreError::Internal(format!(
+            "compaction read {} old hot points but would delete {deleted}",
+            rows.len()
+        )));
+    }
+    Ok(Some((rows.len() as u64, chunks, true)))
+}
 
+/// Merges `rows` (sorted by key, unique) into the chunks of their
+/// series-hours, later than what the chunks hold; returns chunks written.
+/// Statements cover many series-hours each: one lookup of existing chunks
+/// per 500 and one upsert per 500.
+async fn write_chunks(tx: &mut Tx, rows: &[Row]) -> Result<u64, CoreError> {
     // Series-hours in key order, each with its slice of hot rows.
     let mut groups: Vec<(SeriesHour, &[Row])> = Vec::new();
     let mut start = 0;
@@ -598,33 +577,7 @@ async fn compact_once(tx: &mut Tx, before_ms: i64) -> Result<(u64, u64, bool), C
         }
         tx.execute(&upsert).await?;
     }
-    // Exactly the rows read: those before the cutoff up to the last key read.
-    // Rows committed after this transaction's snapshot are not deleted
-    // (PostgreSQL repeatable read; SQLite has a single writer).
-    let delete = Query::delete()
-        .from_table(TelemetryPoints::Table)
-        .and_where(Expr::col(TelemetryPoints::TsMs).lt(before_ms))
-        .and_where(
-            Expr::tuple([
-                Expr::col(TelemetryPoints::DeviceId),
-                Expr::col(TelemetryPoints::MetricId),
-                Expr::col(TelemetryPoints::TsMs),
-            ])
-            .lte(Expr::tuple([
-                Expr::val(last_device),
-                Expr::val(last_metric),
-                Expr::val(last_ts),
-            ])),
-        )
-        .to_owned();
-    let deleted = tx.execute(&delete).await?;
-    if deleted != rows.len() as u64 {
-        return Err(CoreError::Internal(format!(
-            "compaction read {} hot points but would delete {deleted}",
-            rows.len()
-        )));
-    }
-    Ok((rows.len() as u64, groups.len() as u64, more))
+    Ok(groups.len() as u64)
 }
 
 /// An upsert into `telemetry_chunks` awaiting its rows.

@@ -1,0 +1,15 @@
+-- The hot tier holds write batches, not points (ADR 0006, revised): one row
+-- per device per write, its points packed per metric with the chunk codec.
+-- A point costs a few bytes of a row instead of a row, which is what lets
+-- batch ingest run past the engine's row-insert rate. `seq` (the rowid, one
+-- more than the largest present) orders writes: on equal (device, metric,
+-- timestamp) the later segment wins. Points still in `telemetry_points`
+-- are moved into segments by the next maintenance run.
+CREATE TABLE telemetry_segments (
+    seq INTEGER PRIMARY KEY,
+    device_id INTEGER NOT NULL,
+    first_ms INTEGER NOT NULL,
+    last_ms INTEGER NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX telemetry_segments_device ON telemetry_segments (device_id, seq);
