@@ -330,6 +330,24 @@ pub fn routes() -> Vec<ApiRoute> {
             handler: post(create_plan),
         },
         ApiRoute {
+            method: Method::POST,
+            path: "/api/v1/dispatch/plans/{id}/replan",
+            summary: "Plan the same depot and day again as a new plan: the old plan's stops not yet picked up go back into the pool, with the planner's locks (a stop moved = locked to another vehicle)",
+            tag: TAG,
+            access: Access::Roles(OPERATORS),
+            body: Some(
+                json!({"type": "object", "additionalProperties": false, "properties": {
+                    "time_limit_s": {"type": "integer", "description": "solver time, 1 to 60 s (default 5)"},
+                    "locks": {"type": "array", "description": "pickups pinned to a vehicle of the depot",
+                        "items": {"type": "object", "required": ["shipment_id", "vehicle_id"], "additionalProperties": false,
+                            "properties": {"shipment_id": {"type": "integer"}, "vehicle_id": {"type": "integer"}}}}
+                }}),
+            ),
+            query: &[],
+            ok_status: 201,
+            handler: post(replan_plan),
+        },
+        ApiRoute {
             method: Method::GET,
             path: "/api/v1/dispatch/plans/{id}",
             summary: "A stored dispatch plan: routes with stops and times, unassigned pickups",
@@ -547,6 +565,26 @@ async fn create_plan(
     ApiJson(body): ApiJson<PlanRequest>,
 ) -> ApiResult<(StatusCode, Json<Plan>)> {
     let plan = plans::create(&state.db, &a.principal, &a.actor(&ip), body).await?;
+    Ok((StatusCode::CREATED, Json(plan)))
+}
+
+#[derive(Deserialize)]
+struct ReplanRequest {
+    #[serde(default)]
+    time_limit_s: Option<u64>,
+    #[serde(default)]
+    locks: Vec<plans::Lock>,
+}
+
+async fn replan_plan(
+    State(state): State<AppState>,
+    a: Auth,
+    ip: ClientIp,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReplanRequest>,
+) -> ApiResult<(StatusCode, Json<Plan>)> {
+    let id = parse_id(&id, "plan")?;
+    let plan = plans::replan(&state.db, &a.principal, &a.actor(&ip), id, body.locks, body.time_limit_s).await?;
     Ok((StatusCode::CREATED, Json(plan)))
 }
 

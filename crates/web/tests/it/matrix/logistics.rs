@@ -374,6 +374,17 @@ pub(super) fn rows(m: &mut HashMap<&'static str, Row>) {
         },
     );
     m.insert(
+        "POST /api/v1/dispatch/plans/{id}/replan",
+        Row {
+            allowed: FLEET,
+            out: Out::Forbidden,
+            make: |f, _, side| Call {
+                path: format!("/api/v1/dispatch/plans/{}/replan", pick(f, side, "plan_in", "plan_out")),
+                body: Some(json!({"time_limit_s": 1})),
+            },
+        },
+    );
+    m.insert(
         "GET /api/v1/dispatch/plans/{id}",
         Row {
             allowed: FLEET,
