@@ -21,7 +21,7 @@
 //! [`audit_log_integrity`], which recomputes the tree from the stored hash
 //! IDs and checks every checkpoint against it and against its signature.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use sea_query::{Condition, Expr, ExprTrait, Iden, LockType, Order, Query, SelectStatement, UnionType};
 use shuxiang_core::CoreError;
@@ -331,52 +331,72 @@ async fn check_size(db: &Db, requested: u64) -> Result<u64> {
     Ok(size)
 }
 
-/// The hashes of `ids`, in order, in one round trip: interior nodes and
-/// leaves (level 0) are read by primary key and joined with `UNION ALL`.
-/// Nodes are matched by `(level = ? AND idx = ?) OR …` rather than a
-/// row-value `IN` list, which SQLite answers with a full table scan.
+/// The hashes of `ids`, in order; see [`fetch_node_map`].
 async fn fetch_nodes(db: &Db, ids: &[NodeId]) -> Result<Vec<Hash>> {
-    let (leaf_ids, node_ids): (Vec<NodeId>, Vec<NodeId>) = ids.iter().partition(|id| id.level == 0);
-    let leaves = (!leaf_ids.is_empty()).then(|| {
-        Query::select()
-            .expr(Expr::cust("0"))
-            .columns([TraceLogLeaves::LeafIndex, TraceLogLeaves::LeafHash])
-            .from(TraceLogLeaves::Table)
-            .and_where(Expr::col(TraceLogLeaves::LeafIndex).is_in(leaf_ids.iter().map(|id| db_int(id.index))))
-            .to_owned()
-    });
-    let nodes = (!node_ids.is_empty()).then(|| {
-        Query::select()
-            .columns([TraceLogNodes::Level, TraceLogNodes::Idx, TraceLogNodes::Hash])
-            .from(TraceLogNodes::Table)
-            .cond_where(node_ids.iter().fold(Condition::any(), |any, id| {
-                any.add(
-                    Expr::col(TraceLogNodes::Level)
-                        .eq(i32::from(id.level))
-                        .and(Expr::col(TraceLogNodes::Idx).eq(db_int(id.index))),
-                )
-            }))
-            .to_owned()
-    });
-    let q = match (leaves, nodes) {
-        (Some(mut leaves), Some(nodes)) => leaves.union(UnionType::All, nodes).to_owned(),
-        (Some(q), None) | (None, Some(q)) => q,
-        (None, None) => return Ok(Vec::new()),
-    };
-    let rows: Vec<(i32, i64, String)> = db.fetch_all(&q).await?;
-    let found: HashMap<(i32, i64), String> = rows
-        .into_iter()
-        .map(|(level, idx, hash)| ((level, idx), hash))
-        .collect();
-    ids.iter()
-        .map(|id| {
-            let what = || format!("the subtree at level {}, index {}", id.level, id.index);
-            let hex_text = found
-                .get(&(i32::from(id.level), db_int(id.index)))
-                .ok_or_else(|| LogError::Corrupt(format!("{} is missing", what())))?;
-            stored_hash(hex_text, what)
-        })
-        .collect()
+    let found = fetch_node_map(db, ids).await?;
+    ids.iter().map(|id| node_from(&found, *id)).collect()
+}
+
+/// The stored hash of `id` among those fetched; a node a tree of the size
+/// asked for must have is corruption when missing.
+fn node_from(found: &HashMap<NodeId, Hash>, id: NodeId) -> Result<Hash> {
+    found.get(&id).copied().ok_or_else(|| {
+        LogError::Corrupt(format!(
+            "the subtree at level {}, index {} is missing",
+            id.level, id.index
+        ))
+    })
+}
+
+/// The stored hashes of `ids`, one round trip per [`CHUNK`] distinct ids:
+/// interior nodes and leaves (level 0) are read by primary key and joined
+/// with `UNION ALL`. Nodes are matched by `(level = ? AND idx = ?) OR …`
+/// rather than a row-value `IN` list, which SQLite answers with a full
+/// table scan. Ids absent from the tables are absent from the map.
+async fn fetch_node_map(db: &Db, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
+    // Proofs of one scan share their upper siblings; ask for each node once.
+    let unique: Vec<NodeId> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
+    let mut found = HashMap::with_capacity(unique.len());
+    for chunk in unique.chunks(CHUNK) {
+        let (leaf_ids, node_ids): (Vec<NodeId>, Vec<NodeId>) = chunk.iter().partition(|id| id.level == 0);
+        let leaves = (!leaf_ids.is_empty()).then(|| {
+            Query::select()
+                .expr(Expr::cust("0"))
+                .columns([TraceLogLeaves::LeafIndex, TraceLogLeaves::LeafHash])
+                .from(TraceLogLeaves::Table)
+                .and_where(Expr::col(TraceLogLeaves::LeafIndex).is_in(leaf_ids.iter().map(|id| db_int(id.index))))
+                .to_owned()
+        });
+        let nodes = (!node_ids.is_empty()).then(|| {
+            Query::select()
+                .columns([TraceLogNodes::Level, TraceLogNodes::Idx, TraceLogNodes::Hash])
+                .from(TraceLogNodes::Table)
+                .cond_where(node_ids.iter().fold(Condition::any(), |any, id| {
+                    any.add(
+                        Expr::col(TraceLogNodes::Level)
+                            .eq(i32::from(id.level))
+                            .and(Expr::col(TraceLogNodes::Idx).eq(db_int(id.index))),
+                    )
+                }))
+                .to_owned()
+        });
+        let q = match (leaves, nodes) {
+            (Some(mut leaves), Some(nodes)) => leaves.union(UnionType::All, nodes).to_owned(),
+            (Some(q), None) | (None, Some(q)) => q,
+            (None, None) => continue,
+        };
+        let rows: Vec<(i32, i64, String)> = db.fetch_all(&q).await?;
+        for (level, idx, hash) in rows {
+            // Only rows of the (non-negative) positions asked for come back.
+            let (Ok(level), Ok(index)) = (u8::try_from(level), u64::try_from(idx)) else {
+                continue;
+            };
+            let id = NodeId { level, index };
+            let hash = stored_hash(&hash, || format!("the subtree at level {level}, index {index}"))?;
+            found.insert(id, hash);
+        }
+    }
+    Ok(found)
 }
 
 /// An audit path: proves that the leaf of an event is leaf `leaf_index` of
@@ -391,28 +411,103 @@ pub struct InclusionProof {
 /// The inclusion proof of the event `hash_id` in the tree of `tree_size`
 /// leaves (default: the current size). Clients verify against a signed
 /// checkpoint, so they should ask for that checkpoint's size.
+///
+/// Two round trips: the leaf index with the log size, then the nodes.
 pub async fn inclusion_proof(db: &Db, hash_id: &str, tree_size: Option<u64>) -> Result<InclusionProof> {
-    check_hash_id(hash_id)?;
-    let q = Query::select()
-        .column(TraceLogLeaves::LeafIndex)
-        .from(TraceLogLeaves::Table)
-        .and_where(Expr::col(TraceLogLeaves::HashId).eq(hash_id))
-        .to_owned();
-    let (index,): (i64,) = db
-        .fetch_optional(&q)
-        .await?
-        .ok_or_else(|| LogError::NotFound(hash_id.to_owned()))?;
-    let leaf_index = stored_u64(index, "leaf index")?;
-    // Read after the leaf, so the size includes it.
-    let size = check_size(db, tree_size.unwrap_or(0)).await?;
-    let tree_size = tree_size.unwrap_or(size);
-    let plan = NodePlan::inclusion(leaf_index, tree_size)?;
-    let proof = plan.assemble(&fetch_nodes(db, plan.node_ids()).await?)?;
-    Ok(InclusionProof {
-        leaf_index,
-        tree_size,
-        proof,
-    })
+    let mut proofs = inclusion_proofs(db, &[hash_id], tree_size).await?;
+    proofs.pop().expect("one proof is made for each hash ID")
+}
+
+/// The inclusion proofs of many events in the tree of `tree_size` leaves
+/// (default: the current size), in the order of `hash_ids`, in two round
+/// trips however many there are (a scan page proves all its events at the
+/// size of one checkpoint). Each proof fails on its own when its event is
+/// not logged ([`LogError::NotFound`]) or lies beyond `tree_size`
+/// ([`ProofError::IndexOutOfRange`]); an invalid hash ID, a `tree_size`
+/// beyond the log or a database error fails the whole call.
+pub async fn inclusion_proofs<S: AsRef<str>>(
+    db: &Db,
+    hash_ids: &[S],
+    tree_size: Option<u64>,
+) -> Result<Vec<Result<InclusionProof>>> {
+    for id in hash_ids {
+        check_hash_id(id.as_ref())?;
+    }
+    let (indexes, size) = leaf_indexes_with_size(db, hash_ids).await?;
+    if let Some(size) = size
+        && let Some(requested) = tree_size
+        && requested > size
+    {
+        return Err(LogError::BeyondTree { requested, size });
+    }
+    let plans: Vec<Result<(u64, u64, NodePlan)>> = hash_ids
+        .iter()
+        .map(|id| {
+            let id = id.as_ref();
+            let &leaf_index = indexes.get(id).ok_or_else(|| LogError::NotFound(id.to_owned()))?;
+            // A leaf found comes with the size of the same snapshot.
+            let tree_size = tree_size.or(size).unwrap_or(0);
+            Ok((leaf_index, tree_size, NodePlan::inclusion(leaf_index, tree_size)?))
+        })
+        .collect();
+    let ids: Vec<NodeId> = plans
+        .iter()
+        .flatten()
+        .flat_map(|(_, _, plan)| plan.node_ids().iter().copied())
+        .collect();
+    let found = fetch_node_map(db, &ids).await?;
+    let mut proofs = Vec::with_capacity(plans.len());
+    for plan in plans {
+        proofs.push(match plan {
+            Ok((leaf_index, tree_size, plan)) => {
+                let hashes = plan
+                    .node_ids()
+                    .iter()
+                    .map(|id| node_from(&found, *id))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(InclusionProof {
+                    leaf_index,
+                    tree_size,
+                    proof: plan.assemble(&hashes)?,
+                })
+            }
+            Err(e) => Err(e),
+        });
+    }
+    Ok(proofs)
+}
+
+/// The leaf indexes of those of `hash_ids` in the log and, when any is, the
+/// log's size, read in one statement (leaves joined with the head), so the
+/// size is that of a snapshot that holds every leaf found.
+async fn leaf_indexes_with_size<S: AsRef<str>>(db: &Db, hash_ids: &[S]) -> Result<(HashMap<String, u64>, Option<u64>)> {
+    let mut found = HashMap::with_capacity(hash_ids.len());
+    let mut size = None;
+    for chunk in hash_ids.chunks(CHUNK) {
+        let q = Query::select()
+            .columns([
+                (TraceLogLeaves::Table, TraceLogLeaves::HashId),
+                (TraceLogLeaves::Table, TraceLogLeaves::LeafIndex),
+            ])
+            .column((TraceLogHead::Table, TraceLogHead::Size))
+            .from(TraceLogLeaves::Table)
+            .from(TraceLogHead::Table)
+            .and_where(Expr::col((TraceLogHead::Table, TraceLogHead::Id)).eq(1))
+            .and_where(
+                Expr::col((TraceLogLeaves::Table, TraceLogLeaves::HashId)).is_in(chunk.iter().map(|id| id.as_ref())),
+            )
+            .to_owned();
+        let rows: Vec<(String, i64, i64)> = db.fetch_all(&q).await?;
+        for (id, index, head_size) in rows {
+            found.insert(id, stored_u64(index, "leaf index")?);
+            // A later chunk may see a larger log: the largest size read
+            // holds every leaf found, and its nodes were all written before
+            // the node query runs.
+            let head_size = stored_u64(head_size, "head size")?;
+            size = Some(Ord::max(size.unwrap_or(0), head_size));
+        }
+    }
+    Ok((found, size))
 }
 
 /// The consistency proof that the tree of `size2` leaves extends the tree of

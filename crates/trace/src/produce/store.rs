@@ -23,7 +23,7 @@ use super::{
     AppliedProduct, Batch, BatchStep, NewBatch, TraceCode, UNITS, commissioning_event, packing_event, step_event,
 };
 use crate::epcis::model::NewEvent;
-use crate::epcis::store::{Capturer, Planned, StoredEvent, get_event, store_events};
+use crate::epcis::store::{Capturer, Planned, StoredEvent, store_events};
 use crate::epcis_hash::Context;
 use crate::label_code::parse_label_code;
 use crate::products;
@@ -70,6 +70,35 @@ enum ProduceBatchEvents {
     Seq,
     HashId,
 }
+
+/// The columns of `epcis_events` a scan shows, read joined to the batch's
+/// links so a page costs one query for all its events.
+#[derive(Iden)]
+enum EpcisEvents {
+    Table,
+    Id,
+    EventId,
+    HashId,
+    EventType,
+    EventTime,
+    RecordTime,
+    CapturedBy,
+    Region,
+    Body,
+}
+
+/// A batch's link and, when the event it names is stored, that event.
+type LinkedEventRow = (
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+);
 
 #[derive(sqlx::FromRow)]
 struct BatchRow {
@@ -590,20 +619,32 @@ pub async fn scan(db: &Db, code: &TraceCode) -> Result<Option<Scanned>, CoreErro
         return Ok(None);
     };
     let row = load_row(db, batch_id).await?;
-    let links = Query::select()
-        .column(ProduceBatchEvents::HashId)
+    let q = Query::select()
+        .column((ProduceBatchEvents::Table, ProduceBatchEvents::HashId))
+        .columns([
+            (EpcisEvents::Table, EpcisEvents::Id),
+            (EpcisEvents::Table, EpcisEvents::EventId),
+            (EpcisEvents::Table, EpcisEvents::EventType),
+            (EpcisEvents::Table, EpcisEvents::EventTime),
+            (EpcisEvents::Table, EpcisEvents::RecordTime),
+            (EpcisEvents::Table, EpcisEvents::CapturedBy),
+            (EpcisEvents::Table, EpcisEvents::Region),
+            (EpcisEvents::Table, EpcisEvents::Body),
+        ])
         .from(ProduceBatchEvents::Table)
-        .and_where(Expr::col(ProduceBatchEvents::BatchId).eq(batch_id))
-        .order_by(ProduceBatchEvents::Seq, Order::Asc)
+        .left_join(
+            EpcisEvents::Table,
+            Expr::col((EpcisEvents::Table, EpcisEvents::HashId))
+                .equals((ProduceBatchEvents::Table, ProduceBatchEvents::HashId)),
+        )
+        .and_where(Expr::col((ProduceBatchEvents::Table, ProduceBatchEvents::BatchId)).eq(batch_id))
+        .order_by((ProduceBatchEvents::Table, ProduceBatchEvents::Seq), Order::Asc)
         .to_owned();
-    let links: Vec<(String,)> = db.fetch_all(&links).await?;
-    let mut events = Vec::with_capacity(links.len());
-    for (hash_id,) in links {
-        let event = get_event(db, &hash_id)
-            .await?
-            .ok_or_else(|| CoreError::Internal(format!("batch {batch_id} links to a missing event {hash_id}")))?;
-        events.push(event);
-    }
+    let rows: Vec<LinkedEventRow> = db.fetch_all(&q).await?;
+    let events = rows
+        .into_iter()
+        .map(|row| linked_event(batch_id, row))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Some(Scanned {
         code: code.clone(),
         is_package: kind == "package",
@@ -615,4 +656,29 @@ pub async fn scan(db: &Db, code: &TraceCode) -> Result<Option<Scanned>, CoreErro
         lat: row.lat,
         events,
     }))
+}
+
+/// The stored event a link names; a link to no event is a broken batch.
+fn linked_event(batch_id: i64, row: LinkedEventRow) -> Result<StoredEvent, CoreError> {
+    let (hash_id, pk, event_id, event_type, event_time, record_time, captured_by, region, body) = row;
+    let (Some(pk), Some(event_id), Some(event_type), Some(event_time), Some(record_time), Some(region), Some(body)) =
+        (pk, event_id, event_type, event_time, record_time, region, body)
+    else {
+        return Err(CoreError::Internal(format!(
+            "batch {batch_id} links to a missing event {hash_id}"
+        )));
+    };
+    let body = serde_json::from_str(&body)
+        .map_err(|e| CoreError::Internal(format!("stored EPCIS event {pk} is not a JSON object: {e}")))?;
+    Ok(StoredEvent {
+        pk,
+        event_id,
+        hash_id,
+        event_type,
+        event_time,
+        record_time,
+        captured_by,
+        region,
+        body,
+    })
 }

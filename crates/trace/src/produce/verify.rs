@@ -55,29 +55,43 @@ pub async fn verify_scan(db: &Db, verifier: &Verifier, scanned: &Scanned) -> Res
         },
         None => None,
     };
+    // Rehash first, then prove every event that hashes in one batch at the
+    // checkpoint's size; failures are listed in event order either way.
+    let mut hashed = Vec::with_capacity(scanned.events.len());
     for event in &scanned.events {
         let body = serde_json::Value::Object(event.body.clone());
-        match event_hash_id(&body, &Context::from_document(&body)) {
-            Ok(h) if h == event.hash_id => {}
-            Ok(_) => {
-                out.failed.push((
-                    event.hash_id.clone(),
-                    "the stored event no longer hashes to its ID".into(),
-                ));
-                continue;
-            }
-            Err(e) => {
-                out.failed
-                    .push((event.hash_id.clone(), format!("the stored event cannot be hashed: {e}")));
-                continue;
-            }
+        hashed.push(match event_hash_id(&body, &Context::from_document(&body)) {
+            Ok(h) if h == event.hash_id => Ok(()),
+            Ok(_) => Err("the stored event no longer hashes to its ID".to_owned()),
+            Err(e) => Err(format!("the stored event cannot be hashed: {e}")),
+        });
+    }
+    let to_prove: Vec<&str> = scanned
+        .events
+        .iter()
+        .zip(&hashed)
+        .filter(|(_, h)| h.is_ok())
+        .map(|(e, _)| e.hash_id.as_str())
+        .collect();
+    let mut proofs = match &checkpoint {
+        Some(cp) if !to_prove.is_empty() => {
+            out.checkpoint_size = cp.size();
+            log_store::inclusion_proofs(db, &to_prove, Some(cp.size()))
+                .await?
+                .into_iter()
         }
-        let Some(cp) = &checkpoint else {
+        _ => Vec::new().into_iter(),
+    };
+    for (event, hashed) in scanned.events.iter().zip(hashed) {
+        if let Err(why) = hashed {
+            out.failed.push((event.hash_id.clone(), why));
+            continue;
+        }
+        let (Some(cp), Some(proof)) = (&checkpoint, proofs.next()) else {
             out.pending += 1;
             continue;
         };
-        out.checkpoint_size = cp.size();
-        match log_store::inclusion_proof(db, &event.hash_id, Some(cp.size())).await {
+        match proof {
             Ok(p) => match verify_inclusion(
                 &leaf_hash(event.hash_id.as_bytes()),
                 p.leaf_index,

@@ -457,3 +457,75 @@ shuxiang_core::db_test!([&TRACE_MIGRATIONS] async fn concurrent_appends_get_dist
     assert_eq!(log_store::root(&db).await.unwrap(), root_of_leaves(&leaves(&ids)));
     assert!(log_store::audit_log_integrity(&db, &signer().verifier()).await.unwrap().is_intact());
 });
+
+// Proofs fetched for many events at once (one leaf query, one node query)
+// equal those made one event at a time and those of the in-memory tree, at
+// random sizes and indexes; unknown events and events beyond the size fail
+// in their own slot without disturbing the others.
+shuxiang_core::db_test!([&TRACE_MIGRATIONS] async fn batched_proofs_equal_single_ones(db) {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+    use shuxiang_trace::merkle::MemoryTree;
+
+    let mut rng = StdRng::seed_from_u64(6962);
+    let ids: Vec<String> = (0..700).map(hash_id).collect();
+    let mut tree = MemoryTree::new();
+    let mut next = 0;
+    while next < ids.len() {
+        let batch = rng.random_range(1..=90).min(ids.len() - next);
+        append_all(&db, &ids[next..next + batch]).await;
+        for id in &ids[next..next + batch] {
+            tree.append(leaf_hash(id.as_bytes()));
+        }
+        next += batch;
+    }
+    let unknown = hash_id(1_000_000);
+    for round in 0..40 {
+        let size = if round == 0 { 700 } else { rng.random_range(1..=700) };
+        let mut asked: Vec<&str> = (0..rng.random_range(1..=12))
+            .map(|_| ids[rng.random_range(0..700)].as_str())
+            .collect();
+        asked.push(&unknown);
+        // The same event twice, as two links of a page may name it.
+        asked.push(asked[0]);
+        let batched = log_store::inclusion_proofs(&db, &asked, Some(size)).await.unwrap();
+        assert_eq!(batched.len(), asked.len());
+        for (id, got) in asked.iter().zip(&batched) {
+            let single = log_store::inclusion_proof(&db, id, Some(size)).await;
+            let Some(index) = ids.iter().position(|known| known == id) else {
+                assert!(matches!(got, Err(LogError::NotFound(missing)) if missing == id));
+                assert!(matches!(single, Err(LogError::NotFound(_))));
+                continue;
+            };
+            let index = index as u64;
+            if index >= size {
+                assert!(
+                    matches!(got, Err(LogError::Proof(ProofError::IndexOutOfRange { index: i, size: s })) if *i == index && *s == size),
+                    "{got:?}"
+                );
+                continue;
+            }
+            let got = got.as_ref().unwrap();
+            assert_eq!((got.leaf_index, got.tree_size), (index, size));
+            assert_eq!(got.proof, tree.inclusion_proof(index, size).unwrap(), "leaf {index} in tree {size}");
+            assert_eq!(*got, single.unwrap());
+            verify_inclusion(&leaf_hash(id.as_bytes()), index, size, &got.proof, &tree.root_at(size).unwrap())
+                .unwrap();
+        }
+    }
+    // The current size is the default, and a size beyond the log fails the
+    // whole batch as it fails a single proof.
+    let latest = log_store::inclusion_proofs(&db, &[&ids[3], &ids[699]], None).await.unwrap();
+    for (index, p) in [3u64, 699].into_iter().zip(latest) {
+        assert_eq!(p.unwrap().proof, tree.inclusion_proof(index, 700).unwrap());
+    }
+    assert!(matches!(
+        log_store::inclusion_proofs(&db, &[&ids[3], &unknown], Some(701)).await,
+        Err(LogError::BeyondTree { requested: 701, size: 700 })
+    ));
+    assert!(matches!(
+        log_store::inclusion_proofs(&db, &[ids[3].as_str(), "urn:uuid:42"], None).await,
+        Err(LogError::InvalidHashId(_))
+    ));
+    assert!(log_store::inclusion_proofs::<&str>(&db, &[], Some(5)).await.unwrap().is_empty());
+});
