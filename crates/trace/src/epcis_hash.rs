@@ -1225,6 +1225,22 @@ fn is_digital_link(uri: &str) -> bool {
     })
 }
 
+/// Whether some `/name/` of [`DL_SHORT_NAMES`] occurs in `uri`: a name
+/// holds no `/`, so it is a whole segment with a segment on either side.
+fn has_short_name(uri: &str) -> bool {
+    let mut segments = uri.split('/').skip(1).peekable();
+    while let Some(segment) = segments.next() {
+        if segments.peek().is_some()
+            && DL_SHORT_NAMES
+                .iter()
+                .any(|(short, _)| short.len() == segment.len() + 2 && &short[1..short.len() - 1] == segment)
+        {
+            return true;
+        }
+    }
+    false
+}
+
 /// `key/digits…` at the start of a canonical path, for the primary keys
 /// whose value has a fixed digit count.
 fn key_with_digits<'a>(path: &'a str, key: &str, n: usize) -> Option<(&'a str, &'a str)> {
@@ -1237,8 +1253,12 @@ fn constrain_digital_link(uri: &str) -> Option<String> {
         return None;
     }
     let mut dl = uri[..uri.find('?').unwrap_or(uri.len())].to_owned();
-    for (short, ai) in DL_SHORT_NAMES {
-        dl = dl.replace(short, ai);
+    // Most links already use AIs; scanning the URI once for a short-name
+    // segment spares them seventeen searches and copies.
+    if has_short_name(&dl) {
+        for (short, ai) in DL_SHORT_NAMES {
+            dl = dl.replace(short, ai);
+        }
     }
     let canonical = dl.strip_prefix(CANONICAL_DL).is_some_and(|path| {
         DL_PRIMARY_AIS.iter().any(|ai| {

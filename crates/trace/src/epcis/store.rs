@@ -83,20 +83,24 @@ pub enum Planned {
 pub async fn plan_events(tx: &mut Tx, events: &[NewEvent]) -> Result<Vec<Planned>, CoreError> {
     let mut by_hash: HashMap<String, String> = HashMap::new();
     let mut by_event_id: HashMap<String, String> = HashMap::new();
-    let hashes: Vec<&str> = events.iter().map(|e| e.hash_id.as_str()).collect();
-    let ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
-    for (column, values) in [(EpcisEvents::HashId, &hashes), (EpcisEvents::EventId, &ids)] {
-        for chunk in values.chunks(EPC_CHUNK) {
-            let q = Query::select()
-                .columns([EpcisEvents::EventId, EpcisEvents::HashId])
-                .from(EpcisEvents::Table)
-                .and_where(Expr::col(column).is_in(chunk.iter().copied()))
-                .to_owned();
-            let rows: Vec<(String, String)> = tx.fetch_all(&q).await?;
-            for (event_id, hash_id) in rows {
-                by_event_id.insert(event_id.clone(), hash_id.clone());
-                by_hash.insert(hash_id, event_id);
-            }
+    // One query per chunk for both keys: a document costs one round trip,
+    // and each side of the OR is still an index search.
+    for chunk in events.chunks(EPC_CHUNK / 2) {
+        let hashes = chunk.iter().map(|e| e.hash_id.as_str());
+        let ids = chunk.iter().map(|e| e.event_id.as_str());
+        let q = Query::select()
+            .columns([EpcisEvents::EventId, EpcisEvents::HashId])
+            .from(EpcisEvents::Table)
+            .cond_where(
+                Condition::any()
+                    .add(Expr::col(EpcisEvents::HashId).is_in(hashes))
+                    .add(Expr::col(EpcisEvents::EventId).is_in(ids)),
+            )
+            .to_owned();
+        let rows: Vec<(String, String)> = tx.fetch_all(&q).await?;
+        for (event_id, hash_id) in rows {
+            by_event_id.insert(event_id.clone(), hash_id.clone());
+            by_hash.insert(hash_id, event_id);
         }
     }
     let mut plan = Vec::with_capacity(events.len());
@@ -130,6 +134,9 @@ pub async fn insert_events(
     if events.is_empty() {
         return Ok(());
     }
+    // The new keys come back from the INSERT itself rather than from a
+    // second look-up by hash ID.
+    let mut pks: HashMap<String, i64> = HashMap::with_capacity(events.len());
     for chunk in events.chunks(EVENT_CHUNK) {
         let mut q = Query::insert();
         q.into_table(EpcisEvents::Table).columns([
@@ -166,20 +173,7 @@ pub async fn insert_events(
                 capturer.capture_id.clone().into(),
             ]);
         }
-        tx.execute(&q).await?;
-    }
-    let with_epcs: Vec<&str> = events
-        .iter()
-        .filter(|e| !e.epcs.is_empty())
-        .map(|e| e.hash_id.as_str())
-        .collect();
-    let mut pks: HashMap<String, i64> = HashMap::new();
-    for chunk in with_epcs.chunks(EPC_CHUNK) {
-        let q = Query::select()
-            .columns([EpcisEvents::HashId, EpcisEvents::Id])
-            .from(EpcisEvents::Table)
-            .and_where(Expr::col(EpcisEvents::HashId).is_in(chunk.iter().copied()))
-            .to_owned();
+        q.returning(Query::returning().columns([EpcisEvents::HashId, EpcisEvents::Id]));
         let rows: Vec<(String, i64)> = tx.fetch_all(&q).await?;
         pks.extend(rows);
     }
