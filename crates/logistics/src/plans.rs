@@ -29,7 +29,7 @@
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use sea_query::{Expr, ExprTrait, Iden, Order, Query};
+use sea_query::{Expr, ExprTrait, Iden, Order, Query, SelectStatement};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use shuxiang_core::audit::{self, AuditEvent};
@@ -49,8 +49,9 @@ const EARTH_RADIUS_KM: f64 = 6371.0088;
 const CHINA_OFFSET_S: i32 = 8 * 3600;
 const MINUTES_PER_DAY: f64 = 1440.0;
 
+// Also read by [`crate::stats`] for empty running.
 #[derive(Iden, Clone, Copy)]
-enum LogisticsPlans {
+pub(crate) enum LogisticsPlans {
     Table,
     Id,
     DepotSiteId,
@@ -64,7 +65,7 @@ enum LogisticsPlans {
 }
 
 #[derive(Iden, Clone, Copy)]
-enum LogisticsPlanRoutes {
+pub(crate) enum LogisticsPlanRoutes {
     Table,
     PlanId,
     VehicleId,
@@ -74,7 +75,7 @@ enum LogisticsPlanRoutes {
 }
 
 #[derive(Iden, Clone, Copy)]
-enum LogisticsPlanStops {
+pub(crate) enum LogisticsPlanStops {
     Table,
     PlanId,
     VehicleId,
@@ -637,10 +638,9 @@ struct PlanRow {
     created_at: Timestamp,
 }
 
-/// A stored plan, for operators of its depot's region.
-pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError> {
-    caller.require_role(OPERATORS)?;
-    let q = Query::select()
+/// The columns of a [`PlanRow`], for [`get`] and [`list`] to filter.
+fn select_plan_rows() -> SelectStatement {
+    Query::select()
         .columns([
             LogisticsPlans::Id,
             LogisticsPlans::DepotSiteId,
@@ -653,6 +653,13 @@ pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError
             LogisticsPlans::CreatedAt,
         ])
         .from(LogisticsPlans::Table)
+        .to_owned()
+}
+
+/// A stored plan, for operators of its depot's region.
+pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError> {
+    caller.require_role(OPERATORS)?;
+    let q = select_plan_rows()
         .and_where(Expr::col(LogisticsPlans::Id).eq(id))
         .to_owned();
     let row: PlanRow = db
@@ -743,19 +750,7 @@ pub async fn list(
     limit: Option<u64>,
 ) -> Result<Vec<PlanSummary>, CoreError> {
     caller.require(OPERATORS, region)?;
-    let q = Query::select()
-        .columns([
-            LogisticsPlans::Id,
-            LogisticsPlans::DepotSiteId,
-            LogisticsPlans::RegionCode,
-            LogisticsPlans::Day,
-            LogisticsPlans::RoadFactor,
-            LogisticsPlans::SpeedKmh,
-            LogisticsPlans::DistanceKm,
-            LogisticsPlans::CreatedBy,
-            LogisticsPlans::CreatedAt,
-        ])
-        .from(LogisticsPlans::Table)
+    let q = select_plan_rows()
         .cond_where(in_scopes(
             LogisticsPlans::RegionCode,
             Some(std::slice::from_ref(region)),

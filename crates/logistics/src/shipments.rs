@@ -977,23 +977,8 @@ pub(crate) async fn locked_load(tx: &mut Tx, vehicle: i64) -> Result<(f64, f64),
 pub(crate) async fn mark_planned(tx: &mut Tx, assignments: &[(i64, &Vehicle)]) -> Result<(), CoreError> {
     let at = now();
     for (shipment, vehicle) in assignments {
-        let q = Query::update()
-            .table(LogisticsShipments::Table)
-            .values([
-                (LogisticsShipments::Status, Status::Planned.as_str().into()),
-                (LogisticsShipments::VehicleId, vehicle.id.into()),
-                (LogisticsShipments::VehicleRegion, vehicle.region_code.as_str().into()),
-                (LogisticsShipments::UpdatedAt, at.into()),
-            ])
-            .and_where(Expr::col(LogisticsShipments::Id).eq(*shipment))
-            .and_where(Expr::col(LogisticsShipments::Status).eq(Status::Booked.as_str()))
-            .to_owned();
-        if tx.execute(&q).await? != 1 {
-            return Err(CoreError::conflict(
-                "shipments_changed",
-                format!("shipment {shipment} changed while planning; plan again"),
-            ));
-        }
+        let to = Some((vehicle.id, vehicle.region_code.as_str()));
+        move_for_plan(tx, *shipment, (Status::Booked, None), (Status::Planned, to), at).await?;
     }
     Ok(())
 }
@@ -1004,24 +989,50 @@ pub(crate) async fn mark_planned(tx: &mut Tx, assignments: &[(i64, &Vehicle)]) -
 pub(crate) async fn release_planned(tx: &mut Tx, planned: &[(i64, i64)]) -> Result<(), CoreError> {
     let at = now();
     for (shipment, vehicle) in planned {
-        let q = Query::update()
-            .table(LogisticsShipments::Table)
-            .values([
-                (LogisticsShipments::Status, Status::Booked.as_str().into()),
-                (LogisticsShipments::VehicleId, Option::<i64>::None.into()),
-                (LogisticsShipments::VehicleRegion, Option::<String>::None.into()),
-                (LogisticsShipments::UpdatedAt, at.into()),
-            ])
-            .and_where(Expr::col(LogisticsShipments::Id).eq(*shipment))
-            .and_where(Expr::col(LogisticsShipments::Status).eq(Status::Planned.as_str()))
-            .and_where(Expr::col(LogisticsShipments::VehicleId).eq(*vehicle))
-            .to_owned();
-        if tx.execute(&q).await? != 1 {
-            return Err(CoreError::conflict(
-                "shipments_changed",
-                format!("shipment {shipment} changed while planning; plan again"),
-            ));
-        }
+        move_for_plan(
+            tx,
+            *shipment,
+            (Status::Planned, Some(*vehicle)),
+            (Status::Booked, None),
+            at,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Moves one shipment from `from` (on that vehicle, when one is given) to
+/// `to` with its vehicle (id, region) set or cleared; 409
+/// `shipments_changed` when it is no longer where the plan saw it.
+async fn move_for_plan(
+    tx: &mut Tx,
+    shipment: i64,
+    from: (Status, Option<i64>),
+    to: (Status, Option<(i64, &str)>),
+    at: Timestamp,
+) -> Result<(), CoreError> {
+    let mut q = Query::update()
+        .table(LogisticsShipments::Table)
+        .values([
+            (LogisticsShipments::Status, to.0.as_str().into()),
+            (LogisticsShipments::VehicleId, to.1.map(|(id, _)| id).into()),
+            (
+                LogisticsShipments::VehicleRegion,
+                to.1.map(|(_, region)| region.to_owned()).into(),
+            ),
+            (LogisticsShipments::UpdatedAt, at.into()),
+        ])
+        .and_where(Expr::col(LogisticsShipments::Id).eq(shipment))
+        .and_where(Expr::col(LogisticsShipments::Status).eq(from.0.as_str()))
+        .to_owned();
+    if let Some(vehicle) = from.1 {
+        q.and_where(Expr::col(LogisticsShipments::VehicleId).eq(vehicle));
+    }
+    if tx.execute(&q).await? != 1 {
+        return Err(CoreError::conflict(
+            "shipments_changed",
+            format!("shipment {shipment} changed while planning; plan again"),
+        ));
     }
     Ok(())
 }

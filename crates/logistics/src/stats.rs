@@ -31,7 +31,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use chrono::NaiveDate;
-use sea_query::{Alias, Condition, Expr, ExprTrait, Func, Iden, Order, Query};
+use sea_query::{Alias, Condition, Expr, ExprTrait, Func, Order, Query};
 use serde::{Deserialize, Serialize};
 use shuxiang_core::auth::Principal;
 use shuxiang_core::time::Timestamp;
@@ -39,41 +39,13 @@ use shuxiang_core::{CoreError, Db, RegionCode};
 
 use crate::coldchain::{Band, TemperatureClass, resolve_band};
 use crate::network::{LogisticsSites, Tier};
-use crate::plans::haversine_km;
+use crate::plans::{LogisticsPlanRoutes, LogisticsPlanStops, LogisticsPlans, haversine_km};
 use crate::shipments::{LogisticsHandovers, LogisticsShipments, REGION_READERS, Status};
 use crate::store;
 
 /// China Standard Time, the clock the period's days are kept in.
 const CHINA_OFFSET_S: i64 = 8 * 3600;
 const TIERS: [Tier; 4] = [Tier::Province, Tier::City, Tier::County, Tier::Village];
-
-// The dispatch plan tables are read here, never written.
-#[derive(Iden, Clone, Copy)]
-enum LogisticsPlans {
-    Table,
-    Id,
-    DepotSiteId,
-    RegionCode,
-    Day,
-    RoadFactor,
-}
-
-#[derive(Iden, Clone, Copy)]
-enum LogisticsPlanRoutes {
-    Table,
-    PlanId,
-    VehicleId,
-    DistanceKm,
-}
-
-#[derive(Iden, Clone, Copy)]
-enum LogisticsPlanStops {
-    Table,
-    PlanId,
-    VehicleId,
-    Seq,
-    ShipmentId,
-}
 
 /// Local days `from` to `to`, both included; an open end is unbounded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

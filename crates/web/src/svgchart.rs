@@ -8,6 +8,8 @@
 
 use std::fmt::Write as _;
 
+use crate::svgmap::escape;
+
 /// Width and height of the chart's viewBox, in pixels.
 pub const CHART_WIDTH: f64 = 720.0;
 pub const CHART_HEIGHT: f64 = 240.0;
@@ -256,13 +258,6 @@ fn time_ticks(from_ms: i64, to_ms: i64) -> Vec<(i64, String)> {
     ticks
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// Bars of one quantity per labelled bucket (months, regions), for totals
 /// rather than readings over time: a bar per label, its value written above
 /// it, the labels below. Values at or below zero draw no bar.
@@ -332,6 +327,7 @@ pub fn bars(labels: &[String], values: &[f64], unit: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::svgmap::tests::number_after;
 
     fn point(ts_ms: i64, value: f64) -> ChartPoint {
         ChartPoint {
@@ -401,18 +397,8 @@ mod tests {
             unit: "°C",
             empty_text: "",
         });
-        let y_ref: f64 = svg
-            .split(r#"<line class="reference" "#)
-            .nth(1)
-            .unwrap()
-            .split("y1=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let reference = svg.split_once(r#"<line class="reference" "#).unwrap().1;
+        let y_ref = number_after(reference, "y1=\"");
         assert!(
             y_ref >= TOP && y_ref < line_vertices(&svg)[1].1,
             "threshold above the data and on the chart"

@@ -164,14 +164,7 @@ pub fn region_map(
 /// (lon, lat): where a consumer's produce was grown in its county, where a
 /// village's devices stand.
 pub fn outline(id: &str, aria_label: &str, shape: &MultiPolygon<f64>, markers: &[(f64, f64)]) -> Option<String> {
-    let proj = Projection::fit(shape.bounding_rect()?, OUTLINE_WIDTH)?;
-    let d = path_data(&proj.project(shape, SIMPLIFY_PX));
-    if d.is_empty() {
-        return None;
-    }
-    let mut svg = String::new();
-    open_svg(&mut svg, id, "outline", aria_label, OUTLINE_WIDTH, proj.height);
-    let _ = write!(svg, "<path d=\"{d}\"/>");
+    let (mut svg, proj) = open_outline(id, aria_label, shape)?;
     for (lon, lat) in markers {
         let (x, y) = proj.point(*lon, *lat);
         let _ = write!(svg, "<circle class=\"marker\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"6\"/>");
@@ -189,14 +182,7 @@ pub fn outline_layers(
     shape: &MultiPolygon<f64>,
     layers: &[(&str, &[(f64, f64)])],
 ) -> Option<String> {
-    let proj = Projection::fit(shape.bounding_rect()?, OUTLINE_WIDTH)?;
-    let d = path_data(&proj.project(shape, SIMPLIFY_PX));
-    if d.is_empty() {
-        return None;
-    }
-    let mut svg = String::new();
-    open_svg(&mut svg, id, "outline", aria_label, OUTLINE_WIDTH, proj.height);
-    let _ = write!(svg, "<path d=\"{d}\"/>");
+    let (mut svg, proj) = open_outline(id, aria_label, shape)?;
     for (class, points) in layers {
         let class = escape(class);
         for (lon, lat) in *points {
@@ -209,6 +195,21 @@ pub fn outline_layers(
     }
     svg.push_str("</svg>");
     Some(svg)
+}
+
+/// An outline's opened SVG with the region's shape drawn, and the
+/// projection its markers are placed with; `None` for a shape too small or
+/// empty to draw.
+fn open_outline(id: &str, aria_label: &str, shape: &MultiPolygon<f64>) -> Option<(String, Projection)> {
+    let proj = Projection::fit(shape.bounding_rect()?, OUTLINE_WIDTH)?;
+    let d = path_data(&proj.project(shape, SIMPLIFY_PX));
+    if d.is_empty() {
+        return None;
+    }
+    let mut svg = String::new();
+    open_svg(&mut svg, id, "outline", aria_label, OUTLINE_WIDTH, proj.height);
+    let _ = write!(svg, "<path d=\"{d}\"/>");
+    Some((svg, proj))
 }
 
 fn open_svg(svg: &mut String, id: &str, class: &str, aria_label: &str, width: f64, height: f64) {
@@ -418,8 +419,9 @@ pub fn route_map(
     Some(svg)
 }
 
-/// Escapes text for SVG element content and attribute values.
-fn escape(s: &str) -> String {
+/// Escapes text for SVG element content and attribute values (the charts'
+/// too).
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -435,9 +437,16 @@ fn escape(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use geo::{Polygon, polygon};
+
+    /// The number written after the first `marker` in `svg`, up to the
+    /// closing quote; the chart tests read their attributes with it too.
+    pub(crate) fn number_after(svg: &str, marker: &str) -> f64 {
+        let (_, rest) = svg.split_once(marker).unwrap_or_else(|| panic!("no {marker} in {svg}"));
+        rest.split('"').next().unwrap_or_default().parse().unwrap()
+    }
 
     fn square(x: f64, y: f64, side: f64) -> Polygon<f64> {
         polygon![(x: x, y: y), (x: x + side, y: y), (x: x + side, y: y + side), (x: x, y: y + side), (x: x, y: y)]
@@ -578,26 +587,9 @@ mod tests {
     fn the_marker_lands_where_its_coordinates_are() {
         // The square spans lon 10–11, lat 59.5–60.5; its centre is the middle.
         let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), &[(10.5, 60.0)]).unwrap();
-        let attr = |name: &str| -> f64 {
-            svg.split(&format!("{name}=\""))
-                .nth(1)
-                .unwrap()
-                .split('"')
-                .next()
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
+        let attr = |name: &str| number_after(&svg, &format!("{name}=\""));
         assert!((attr("cx") - OUTLINE_WIDTH / 2.0).abs() < 0.2, "{svg}");
-        let height: f64 = svg
-            .split("viewBox=\"0 0 240 ")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let height = number_after(&svg, "viewBox=\"0 0 240 ");
         assert!((attr("cy") - height / 2.0).abs() < 1.0, "{svg}");
     }
 
@@ -605,15 +597,7 @@ mod tests {
     fn projection_keeps_the_aspect_of_the_region() {
         // A square in degrees at 60°N is half as wide as tall on the ground.
         let svg = outline("o", "x", &square(10.0, 59.5, 1.0).into(), &[]).unwrap();
-        let height: f64 = svg
-            .split("viewBox=\"0 0 240 ")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let height = number_after(&svg, "viewBox=\"0 0 240 ");
         let expected = (OUTLINE_WIDTH - 2.0 * PAD) / 60f64.to_radians().cos() + 2.0 * PAD;
         assert!((height - expected.ceil()).abs() <= 1.0, "{height} vs {expected}");
     }
@@ -641,15 +625,7 @@ mod tests {
         let pts: Vec<&str> = first.split(' ').collect();
         assert_eq!(pts.len(), 4);
         assert_eq!(pts[0], pts[3]);
-        let depot_x: f64 = svg
-            .split("class=\"depot\" x=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let depot_x = number_after(&svg, "class=\"depot\" x=\"");
         let start_x: f64 = pts[0].split(',').next().unwrap().parse().unwrap();
         assert!((depot_x + 8.0 - start_x).abs() < 0.11, "{depot_x} {start_x}");
         // Every point lies inside the view box.

@@ -252,17 +252,18 @@ impl StoredEvent {
     }
 }
 
+/// A stored event's row, as the events table and joins onto it return it.
 #[derive(sqlx::FromRow)]
-struct EventRow {
-    id: i64,
-    event_id: String,
-    hash_id: String,
-    event_type: String,
-    event_time: i64,
-    record_time: i64,
-    captured_by: Option<i64>,
-    region: String,
-    body: String,
+pub(crate) struct EventRow {
+    pub id: i64,
+    pub event_id: String,
+    pub hash_id: String,
+    pub event_type: String,
+    pub event_time: i64,
+    pub record_time: i64,
+    pub captured_by: Option<i64>,
+    pub region: String,
+    pub body: String,
 }
 
 impl TryFrom<EventRow> for StoredEvent {

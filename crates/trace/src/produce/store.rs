@@ -23,7 +23,7 @@ use super::{
     AppliedProduct, Batch, BatchStep, NewBatch, TraceCode, UNITS, commissioning_event, packing_event, step_event,
 };
 use crate::epcis::model::NewEvent;
-use crate::epcis::store::{Capturer, Planned, StoredEvent, store_events};
+use crate::epcis::store::{Capturer, EventRow, Planned, StoredEvent, store_events};
 use crate::epcis_hash::Context;
 use crate::label_code::parse_label_code;
 use crate::products;
@@ -668,10 +668,8 @@ fn linked_event(batch_id: i64, row: LinkedEventRow) -> Result<StoredEvent, CoreE
             "batch {batch_id} links to a missing event {hash_id}"
         )));
     };
-    let body = serde_json::from_str(&body)
-        .map_err(|e| CoreError::Internal(format!("stored EPCIS event {pk} is not a JSON object: {e}")))?;
-    Ok(StoredEvent {
-        pk,
+    StoredEvent::try_from(EventRow {
+        id: pk,
         event_id,
         hash_id,
         event_type,

@@ -21,6 +21,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::de::DeserializeOwned;
 use shuxiang_core::CoreError;
 use shuxiang_core::auth::Role;
+use shuxiang_logistics::coldchain::TemperatureClass;
 
 use crate::error::AppError;
 use crate::extract::{Auth, LANG_COOKIE};
@@ -324,6 +325,27 @@ fn error_page(c: Chrome, status: StatusCode, message: String) -> String {
         tracing::error!(error = %e, "error page failed to render");
         String::from("error")
     })
+}
+
+/// A page's text table in `lang`: every page keeps its texts as one `ZH`
+/// and one `EN` table of its own struct, so a missing translation does not
+/// compile.
+pub fn texts_in<T>(lang: Lang, zh: &'static T, en: &'static T) -> &'static T {
+    match lang {
+        Lang::Zh => zh,
+        Lang::En => en,
+    }
+}
+
+/// A cold-chain temperature class in words, as the shipment and dispatch
+/// pages show it on shipments and vehicles alike.
+pub fn temperature_class_label(class: TemperatureClass, lang: Lang) -> &'static str {
+    match (lang, class) {
+        (Lang::Zh, TemperatureClass::Ambient) => "常温",
+        (Lang::Zh, TemperatureClass::Chilled) => "冷藏",
+        (Lang::Zh, TemperatureClass::Frozen) => "冷冻",
+        (Lang::En, c) => c.as_str(),
+    }
 }
 
 /// A time as people in Jiangxi read it (China Standard Time).

@@ -18,12 +18,13 @@ use serde::Deserialize;
 use shuxiang_core::auth::{self, Principal, Scope};
 use shuxiang_core::region::RegionCode;
 use shuxiang_core::{CoreError, regions};
-use shuxiang_logistics::coldchain::TemperatureClass;
 use shuxiang_logistics::network::{self, Site, SiteQuery, Vehicle, VehicleQuery};
 use shuxiang_logistics::plans::{self, Lock, Plan, PlanRequest};
 use shuxiang_logistics::shipments::{self, Shipment};
 
-use super::common::{Chrome, PageError, PageForm, PageQuery, PageResult, Signed, local_time, render};
+use super::common::{
+    Chrome, PageError, PageForm, PageQuery, PageResult, Signed, local_time, render, temperature_class_label, texts_in,
+};
 use crate::error::AppError;
 use crate::extract::ClientIp;
 use crate::i18n::Lang;
@@ -166,19 +167,7 @@ static EN: DispatchTexts = DispatchTexts {
 };
 
 fn texts(lang: Lang) -> &'static DispatchTexts {
-    match lang {
-        Lang::Zh => &ZH,
-        Lang::En => &EN,
-    }
-}
-
-fn class_label(class: TemperatureClass, lang: Lang) -> &'static str {
-    match (lang, class) {
-        (Lang::Zh, TemperatureClass::Ambient) => "常温",
-        (Lang::Zh, TemperatureClass::Chilled) => "冷藏",
-        (Lang::Zh, TemperatureClass::Frozen) => "冷冻",
-        (Lang::En, c) => c.as_str(),
-    }
+    texts_in(lang, &ZH, &EN)
 }
 
 /// The solver's reason codes (see `plans::UnassignedShipment`) in words.
@@ -534,7 +523,7 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
         vehicles
             .iter()
             .find(|v| v.id == vid)
-            .map_or(dt.none, |v| class_label(v.refrigeration, s.lang))
+            .map_or(dt.none, |v| temperature_class_label(v.refrigeration, s.lang))
     };
 
     let mut map_routes = Vec::with_capacity(plan.routes.len());
@@ -553,7 +542,7 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
                 goods: sh.goods.clone(),
                 village: village_of(sh),
                 kg: format!("{:.0}", sh.weight_kg),
-                class: class_label(sh.temperature_class, s.lang),
+                class: temperature_class_label(sh.temperature_class, s.lang),
             });
         }
         map_routes.push(MapRoute {
@@ -586,7 +575,7 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
                 goods: sh.goods.clone(),
                 village: village_of(sh),
                 kg: format!("{:.0}", sh.weight_kg),
-                class: class_label(sh.temperature_class, s.lang),
+                class: temperature_class_label(sh.temperature_class, s.lang),
                 reason: reason_label(&u.reason, s.lang).to_owned(),
             }
         })
@@ -624,7 +613,12 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
             unassigned,
             vehicles: vehicles
                 .iter()
-                .map(|v| (v.id, format!("{} · {}", v.plate, class_label(v.refrigeration, s.lang))))
+                .map(|v| {
+                    (
+                        v.id,
+                        format!("{} · {}", v.plate, temperature_class_label(v.refrigeration, s.lang)),
+                    )
+                })
                 .collect(),
             error,
         },
@@ -783,7 +777,7 @@ pub async fn run_sheet(
                 coordinates: format!("{lon:.5}, {lat:.5}"),
                 goods: sh.goods.clone(),
                 kg: format!("{:.0}", sh.weight_kg),
-                class: class_label(sh.temperature_class, s.lang),
+                class: temperature_class_label(sh.temperature_class, s.lang),
                 trace_codes: sh.trace_codes.join(" "),
             }
         })
@@ -797,7 +791,7 @@ pub async fn run_sheet(
             day: plan.day.clone(),
             depot: depot.name.clone(),
             plate: vehicle.plate.clone(),
-            class: class_label(vehicle.refrigeration, s.lang),
+            class: temperature_class_label(vehicle.refrigeration, s.lang),
             driver,
             shift: format!("{}–{}", vehicle.shift_start, vehicle.shift_end),
             start: clock(&route.start),

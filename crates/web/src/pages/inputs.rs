@@ -30,6 +30,7 @@ use shuxiang_trace::products::{self, Product, ProductKind, ProductQuery};
 use super::admin::form_status;
 use super::common::{
     Chrome, PageError, PageForm, PageQuery, PageResult, Signed, encode_query_value, local_time, non_empty, render,
+    texts_in,
 };
 use crate::error::AppError;
 use crate::extract::ClientIp;
@@ -251,10 +252,7 @@ static EN: InputsTexts = InputsTexts {
 };
 
 fn texts(lang: Lang) -> &'static InputsTexts {
-    match lang {
-        Lang::Zh => &ZH,
-        Lang::En => &EN,
-    }
+    texts_in(lang, &ZH, &EN)
 }
 
 fn kind_label(kind: ProductKind, lang: Lang) -> &'static str {
@@ -807,21 +805,7 @@ pub async fn stock_in(
     Path(id): Path<String>,
     PageForm(form): PageForm<EntryForm>,
 ) -> PageResult {
-    let id = parse_id(&id, "dealer")?;
-    let raw = form.raw(EntryType::StockIn);
-    match service::record_stock_in(&state.db, &s.auth.principal, &s.auth.actor(&ip), id, raw).await {
-        Ok(_) => back_to(id, "stock_in"),
-        Err(e) => {
-            let (status, error) = on_form(e, s.lang)?;
-            let o = Outcome {
-                status: Some(status),
-                stock_form: form,
-                stock_error: Some(error),
-                ..Outcome::default()
-            };
-            render_dealer(&state, &s, id, None, None, o).await
-        }
-    }
+    record(&state, &s, &ip, &id, form, EntryType::StockIn).await
 }
 
 /// `POST /dealers/{id}/sales`: records a real-name sale from the form.
@@ -832,21 +816,39 @@ pub async fn sale(
     Path(id): Path<String>,
     PageForm(form): PageForm<EntryForm>,
 ) -> PageResult {
-    let id = parse_id(&id, "dealer")?;
-    let raw = form.raw(EntryType::Sale);
-    match service::record_sale(&state.db, &s.auth.principal, &s.auth.actor(&ip), id, raw).await {
-        Ok(_) => back_to(id, "sale"),
-        Err(e) => {
-            let (status, error) = on_form(e, s.lang)?;
-            let o = Outcome {
-                status: Some(status),
-                sale_form: form,
-                sale_error: Some(error),
-                ..Outcome::default()
-            };
-            render_dealer(&state, &s, id, None, None, o).await
-        }
+    record(&state, &s, &ip, &id, form, EntryType::Sale).await
+}
+
+/// Records a stock-in or a sale; a refused one comes back on its own form
+/// with the reason, the other form left empty.
+async fn record(
+    state: &AppState,
+    s: &Signed,
+    ip: &ClientIp,
+    id: &str,
+    form: EntryForm,
+    entry_type: EntryType,
+) -> PageResult {
+    let id = parse_id(id, "dealer")?;
+    let raw = form.raw(entry_type);
+    let (caller, actor) = (&s.auth.principal, &s.auth.actor(ip));
+    let recorded = match entry_type {
+        EntryType::StockIn => service::record_stock_in(&state.db, caller, actor, id, raw).await,
+        EntryType::Sale => service::record_sale(&state.db, caller, actor, id, raw).await,
+    };
+    let Err(e) = recorded else {
+        return back_to(id, entry_type.as_str());
+    };
+    let (status, error) = on_form(e, s.lang)?;
+    let mut o = Outcome {
+        status: Some(status),
+        ..Outcome::default()
+    };
+    match entry_type {
+        EntryType::StockIn => (o.stock_form, o.stock_error) = (form, Some(error)),
+        EntryType::Sale => (o.sale_form, o.sale_error) = (form, Some(error)),
     }
+    render_dealer(state, s, id, None, None, o).await
 }
 
 /// `POST /dealers/{id}/ledger/{entry}/reversal`: reverses one entry.

@@ -20,13 +20,16 @@ use shuxiang_core::CoreError;
 use shuxiang_core::auth::Scope;
 use shuxiang_core::region::{RegionCode, RegionLevel};
 use shuxiang_core::regions;
-use shuxiang_logistics::coldchain::{BandSource, Direction, ListSource, TemperatureClass, TemperatureSource};
+use shuxiang_logistics::coldchain::{BandSource, Direction, ListSource, TemperatureSource};
 use shuxiang_logistics::network::{self, SiteQuery, Tier};
 use shuxiang_logistics::report::{self, ColdChainSource, Verdict};
 use shuxiang_logistics::shipments::{self, ShipmentQuery, Status};
 use shuxiang_logistics::stats::{self, Period, RegionStats};
 
-use super::common::{Chrome, PageError, PageQuery, PageResult, Signed, encode_query_value, local_time, render};
+use super::common::{
+    Chrome, PageError, PageQuery, PageResult, Signed, encode_query_value, local_time, render, temperature_class_label,
+    texts_in,
+};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
@@ -297,10 +300,7 @@ static EN: LogisticsTexts = LogisticsTexts {
 };
 
 fn texts(lang: Lang) -> &'static LogisticsTexts {
-    match lang {
-        Lang::Zh => &ZH,
-        Lang::En => &EN,
-    }
+    texts_in(lang, &ZH, &EN)
 }
 
 fn status_label(s: Status, lang: Lang) -> &'static str {
@@ -322,15 +322,6 @@ fn tier_label(t: Tier, lang: Lang) -> &'static str {
         (Lang::Zh, Tier::County) => "县级",
         (Lang::Zh, Tier::Village) => "乡村级",
         (Lang::En, t) => t.as_str(),
-    }
-}
-
-fn class_label(c: TemperatureClass, lang: Lang) -> &'static str {
-    match (lang, c) {
-        (Lang::Zh, TemperatureClass::Ambient) => "常温",
-        (Lang::Zh, TemperatureClass::Chilled) => "冷藏",
-        (Lang::Zh, TemperatureClass::Frozen) => "冷冻",
-        (Lang::En, c) => c.as_str(),
     }
 }
 
@@ -814,7 +805,7 @@ pub async fn cold_chain_report(State(state): State<AppState>, s: Signed, Path(id
             region_code: sh.region_code.clone(),
             goods: sh.goods.clone(),
             commodity: sh.commodity.clone(),
-            class: class_label(sh.temperature_class, s.lang),
+            class: temperature_class_label(sh.temperature_class, s.lang),
             trace_codes: sh.trace_codes.join(", "),
             origin: place(&sh.origin),
             destination: place(&sh.destination),

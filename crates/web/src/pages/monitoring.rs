@@ -22,7 +22,7 @@ use shuxiang_telemetry::devices::{self, Device, DeviceQuery, Location, NewDevice
 use shuxiang_telemetry::model::DeviceType;
 use shuxiang_telemetry::series::{self, Step};
 
-use super::common::{Chrome, PageError, PageQuery, PageResult, Signed, local_time, render};
+use super::common::{Chrome, PageError, PageQuery, PageResult, Signed, local_time, render, texts_in};
 use crate::error::AppError;
 use crate::extract::ClientIp;
 use crate::i18n::Lang;
@@ -144,10 +144,7 @@ static EN: MonitoringTexts = MonitoringTexts {
 };
 
 fn texts(lang: Lang) -> &'static MonitoringTexts {
-    match lang {
-        Lang::Zh => &ZH,
-        Lang::En => &EN,
-    }
+    texts_in(lang, &ZH, &EN)
 }
 
 fn type_label(t: DeviceType, lang: Lang) -> &'static str {
