@@ -335,14 +335,12 @@ pub fn routes() -> Vec<ApiRoute> {
             summary: "Plan the same depot and day again as a new plan: the old plan's stops not yet picked up go back into the pool, with the planner's locks (a stop moved = locked to another vehicle)",
             tag: TAG,
             access: Access::Roles(OPERATORS),
-            body: Some(
-                json!({"type": "object", "additionalProperties": false, "properties": {
-                    "time_limit_s": {"type": "integer", "description": "solver time, 1 to 60 s (default 5)"},
-                    "locks": {"type": "array", "description": "pickups pinned to a vehicle of the depot",
-                        "items": {"type": "object", "required": ["shipment_id", "vehicle_id"], "additionalProperties": false,
-                            "properties": {"shipment_id": {"type": "integer"}, "vehicle_id": {"type": "integer"}}}}
-                }}),
-            ),
+            body: Some(json!({"type": "object", "additionalProperties": false, "properties": {
+                "time_limit_s": {"type": "integer", "description": "solver time, 1 to 60 s (default 5)"},
+                "locks": {"type": "array", "description": "pickups pinned to a vehicle of the depot",
+                    "items": {"type": "object", "required": ["shipment_id", "vehicle_id"], "additionalProperties": false,
+                        "properties": {"shipment_id": {"type": "integer"}, "vehicle_id": {"type": "integer"}}}}
+            }})),
             query: &[],
             ok_status: 201,
             handler: post(replan_plan),
@@ -584,7 +582,15 @@ async fn replan_plan(
     ApiJson(body): ApiJson<ReplanRequest>,
 ) -> ApiResult<(StatusCode, Json<Plan>)> {
     let id = parse_id(&id, "plan")?;
-    let plan = plans::replan(&state.db, &a.principal, &a.actor(&ip), id, body.locks, body.time_limit_s).await?;
+    let plan = plans::replan(
+        &state.db,
+        &a.principal,
+        &a.actor(&ip),
+        id,
+        body.locks,
+        body.time_limit_s,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
