@@ -196,15 +196,15 @@ pub(crate) async fn append(tx: &mut Tx, rows: &[Row]) -> Result<(), CoreError> {
     Ok(())
 }
 
-/// Points from several writes, `(ts_ms, write order, value)`, reduced to
-/// one per timestamp, the last write winning; ascending.
-fn last_write_wins(mut points: Vec<(i64, usize, f64)>) -> Vec<RawPoint> {
-    points.sort_unstable_by_key(|p| (p.0, p.1));
-    let mut out: Vec<RawPoint> = Vec::with_capacity(points.len());
-    for (ts_ms, _, value) in points {
+/// Sorts `items` by `key` and keeps the last of equal keys: given in write
+/// order, the later write wins (the sort is stable).
+pub(crate) fn last_write_wins<T, K: Ord>(mut items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    items.sort_by_key(&key);
+    let mut out: Vec<T> = Vec::with_capacity(items.len());
+    for item in items {
         match out.last_mut() {
-            Some(l) if l.ts_ms == ts_ms => l.value = value,
-            _ => out.push(RawPoint { ts_ms, value }),
+            Some(l) if key(l) == key(&item) => *l = item,
+            _ => out.push(item),
         }
     }
     out
@@ -228,16 +228,11 @@ pub(crate) async fn series_points(
         .to_owned();
     let segments: Vec<(i64, Vec<u8>)> = db.fetch_all(&q).await?;
     let mut points = Vec::new();
-    for (order, (seq, data)) in segments.iter().enumerate() {
+    for (seq, data) in &segments {
         let decoded = decode_metric(data, metric).map_err(|e| corrupt(device_id, *seq, e))?;
-        points.extend(
-            decoded
-                .into_iter()
-                .filter(|p| p.ts_ms >= from_ms && p.ts_ms < to_ms)
-                .map(|p| (p.ts_ms, order, p.value)),
-        );
+        points.extend(decoded.into_iter().filter(|p| p.ts_ms >= from_ms && p.ts_ms < to_ms));
     }
-    Ok(last_write_wins(points))
+    Ok(last_write_wins(points, |p| p.ts_ms))
 }
 
 /// The latest hot point of each metric of a device.
@@ -293,18 +288,14 @@ pub(crate) async fn take_compactable(tx: &mut Tx, before_ms: i64, limit: u64) ->
         .to_owned();
     let segments: Vec<(i64, i64, Vec<u8>)> = tx.fetch_all(&q).await?;
     let more = segments.len() as u64 == limit;
-    let mut points: Vec<(i64, i32, i64, usize, f64)> = Vec::new();
+    let mut points: Vec<Row> = Vec::new();
     let mut emptied = Vec::new();
     let mut trimmed = Vec::new();
-    for (order, (seq, device, data)) in segments.iter().enumerate() {
+    for (seq, device, data) in &segments {
         let mut kept: Vec<(i32, Vec<RawPoint>)> = Vec::new();
         for (metric, series) in decode(data).map_err(|e| corrupt(*device, *seq, e))? {
             let split = series.partition_point(|p| p.ts_ms < before_ms);
-            points.extend(
-                series[..split]
-                    .iter()
-                    .map(|p| (*device, metric, p.ts_ms, order, p.value)),
-            );
+            points.extend(series[..split].iter().map(|p| (*device, metric, p.ts_ms, p.value)));
             if split < series.len() {
                 kept.push((metric, series[split..].to_vec()));
             }
@@ -317,16 +308,8 @@ pub(crate) async fn take_compactable(tx: &mut Tx, before_ms: i64, limit: u64) ->
             }
         }
     }
-    points.sort_unstable_by_key(|p| (p.0, p.1, p.2, p.3));
-    let mut rows: Vec<Row> = Vec::with_capacity(points.len());
-    for (device, metric, ts, _, value) in points {
-        match rows.last_mut() {
-            Some(l) if (l.0, l.1, l.2) == (device, metric, ts) => l.3 = value,
-            _ => rows.push((device, metric, ts, value)),
-        }
-    }
     Ok(Compactable {
-        rows,
+        rows: last_write_wins(points, |r| (r.0, r.1, r.2)),
         emptied,
         trimmed,
         more,
@@ -408,7 +391,8 @@ mod tests {
 
     #[test]
     fn the_last_write_of_a_timestamp_wins() {
-        let merged = last_write_wins(vec![(2000, 0, 1.0), (1000, 1, 5.0), (2000, 2, 9.0), (1000, 0, 4.0)]);
-        assert_eq!(merged, vec![p(1000, 5.0), p(2000, 9.0)]);
+        // In write order: the later of two writes of a timestamp wins.
+        let writes = vec![p(2000, 1.0), p(1000, 4.0), p(1000, 5.0), p(2000, 9.0)];
+        assert_eq!(last_write_wins(writes, |p| p.ts_ms), vec![p(1000, 5.0), p(2000, 9.0)]);
     }
 }

@@ -202,21 +202,8 @@ pub async fn append_parts(tx: &mut Tx, parts: &[&[NewPoint]]) -> Result<(), Core
         // + 0.0 turns -0.0 into 0.0, which SQLite would store anyway.
         rows.push((p.device_id, id, p.ts_ms, p.value + 0.0));
     }
-    hot::append(tx, &sorted_last_wins(rows)).await
-}
-
-/// Sorts by key (which also keeps B-tree inserts local) and keeps the last of
-/// equal keys: the order they were given in decides, as it would across writes.
-fn sorted_last_wins(mut rows: Vec<Row>) -> Vec<Row> {
-    rows.sort_by_key(|r| (r.0, r.1, r.2));
-    let mut out: Vec<Row> = Vec::with_capacity(rows.len());
-    for r in rows {
-        match out.last_mut() {
-            Some(l) if (l.0, l.1, l.2) == (r.0, r.1, r.2) => *l = r,
-            _ => out.push(r),
-        }
-    }
-    out
+    // Sorted by key, which also keeps the inserts' B-tree pages local.
+    hot::append(tx, &hot::last_write_wins(rows, |r| (r.0, r.1, r.2))).await
 }
 
 /// How long data is kept at each resolution, in days; `None` keeps it for
