@@ -25,7 +25,7 @@ use shuxiang_trace::produce::store::{self, Scanned};
 use shuxiang_trace::produce::verify::{Verification, verify_scan};
 use shuxiang_trace::produce::{BIZSTEP_APPLYING_INPUT, BIZSTEP_HARVESTING, TraceCode};
 
-use super::common::{Chrome, PageError, PageResult, Visitor, encode_query_value, local_time, render};
+use super::common::{Chrome, PageError, PageResult, Visitor, encode_query_value, local_time, render, texts_in};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
@@ -180,10 +180,7 @@ static EN: TraceTexts = TraceTexts {
 };
 
 fn texts(lang: Lang) -> &'static TraceTexts {
-    match lang {
-        Lang::Zh => &ZH,
-        Lang::En => &EN,
-    }
+    texts_in(lang, &ZH, &EN)
 }
 
 /// One line of the production record.
