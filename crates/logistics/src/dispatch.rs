@@ -2,9 +2,11 @@
 //! capacity (e.g. kg and m³), a shift, skills (e.g. refrigeration classes)
 //! and their own start and end depots, serving pickups (collection runs from
 //! villages to the depot) and deliveries with a time window and a service
-//! duration. Solved by `vrp-core` (reinterpretcat/vrp); this module
-//! translates our model to and from its `Problem`/`Solution` and chooses
-//! the search settings.
+//! duration. Solved in two stages: `vrp-core` (reinterpretcat/vrp) builds
+//! and evolves solutions for the first [`VRP_CORE_SHARE`] of the time, then
+//! [`improve`] (string-removal ruin and recreate under simulated annealing)
+//! refines its best for the rest. This module translates our model to and
+//! from vrp-core's `Problem`/`Solution` and chooses the search settings.
 //!
 //! Conventions: times and durations are in the same unit as the matrix's
 //! durations; a job's window bounds the *start* of service (a vehicle that
@@ -25,6 +27,8 @@ use vrp_core::models::problem::{Actor, JobIdDimension, Single, VehicleIdDimensio
 use vrp_core::prelude::*;
 use vrp_core::rosomaxa::evolution::TelemetryMode;
 use vrp_core::rosomaxa::utils::{Parallelism, TimeQuota};
+
+mod improve;
 
 /// Index of a place in the [`Matrix`].
 pub type Location = usize;
@@ -179,15 +183,16 @@ pub struct Settings {
     /// Hard limit on the search time.
     pub time_limit: Duration,
     pub objective: Objective,
-    /// Stop early once the best solution has not changed (coefficient of
-    /// variation ≤ 1e-9) over this long a stretch.
+    /// Stop each stage early once its best solution has not changed over
+    /// this long a stretch (in vrp-core: coefficient of variation ≤ 1e-9).
     pub stagnation: Option<Duration>,
 }
 
 impl Settings {
     /// Minimise distance on every core for the whole `time_limit`: on
-    /// Solomon, stopping after a quarter of 10 s without progress cost 2–6
-    /// points of gap on the R and RC instances, so stagnation is opt-in.
+    /// Solomon, stopping vrp-core after a quarter of 10 s without progress
+    /// cost 2–6 points of gap on the R and RC instances, so stagnation is
+    /// opt-in.
     pub fn new(time_limit: Duration) -> Self {
         Self {
             time_limit,
@@ -555,10 +560,33 @@ fn build_problem<T: Amount>(problem: &Problem, matrix: &Matrix, objective: Objec
 
 type CoreProblem = vrp_core::models::Problem;
 
+/// Share of the time limit vrp-core searches before [`improve`] takes
+/// over. On nine hard Solomon instances at 10 s (BENCHMARKS.md §7) 0.1 left
+/// a mean gap of +1.26 %, 0.3 +0.77–0.86 %; vrp-core alone +5.78 %.
+const VRP_CORE_SHARE: f64 = 0.3;
+
 fn solve_typed<T: Amount>(problem: &Problem, matrix: &Matrix, settings: &Settings) -> Result<Solution, DispatchError> {
+    let began = std::time::Instant::now();
+    let found = search_with_vrp_core::<T>(problem, matrix, settings, settings.time_limit.mul_f64(VRP_CORE_SHARE))?;
+    let search = improve::Search {
+        objective: settings.objective,
+        time_limit: settings.time_limit.saturating_sub(began.elapsed()),
+        stagnation: settings.stagnation,
+        threads: std::thread::available_parallelism().map_or(1, usize::from),
+        annealing: improve::Annealing::default(),
+    };
+    Ok(improve::improve(problem, matrix, &found, &search).unwrap_or(found))
+}
+
+fn search_with_vrp_core<T: Amount>(
+    problem: &Problem,
+    matrix: &Matrix,
+    settings: &Settings,
+    time_limit: Duration,
+) -> Result<Solution, DispatchError> {
     let core_problem = Arc::new(build_problem::<T>(problem, matrix, settings.objective).map_err(solver_error)?);
 
-    let seconds = settings.time_limit.as_secs_f64();
+    let seconds = time_limit.as_secs_f64();
     // Offspring are evolved in parallel on rayon's global pool, i.e. on every
     // core; concurrent solves share that pool.
     let environment = Arc::new(Environment::new(
@@ -657,15 +685,16 @@ fn translate(
     })
 }
 
-fn most_common(codes: impl Iterator<Item = ViolationCode>) -> Option<ViolationCode> {
-    let mut counts: Vec<(ViolationCode, usize)> = Vec::new();
-    for code in codes {
-        match counts.iter_mut().find(|(c, _)| *c == code) {
+/// The value seen most often (of several, the one first seen last).
+fn most_common<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> Option<T> {
+    let mut counts: Vec<(T, usize)> = Vec::new();
+    for value in values {
+        match counts.iter_mut().find(|(c, _)| *c == value) {
             Some((_, n)) => *n += 1,
-            None => counts.push((code, 1)),
+            None => counts.push((value, 1)),
         }
     }
-    counts.into_iter().max_by_key(|(_, n)| *n).map(|(code, _)| code)
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(value, _)| value)
 }
 
 #[cfg(test)]
