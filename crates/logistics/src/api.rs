@@ -332,12 +332,12 @@ pub fn routes() -> Vec<ApiRoute> {
         ApiRoute {
             method: Method::POST,
             path: "/api/v1/dispatch/plans/{id}/replan",
-            summary: "Plan the same depot and day again as a new plan: the old plan's stops not yet picked up go back into the pool, with the planner's locks (a stop moved = locked to another vehicle)",
+            summary: "Plan the same depot and day again as a new plan that replaces this one: the old plan's stops not yet picked up go back into the pool, with the planner's locks (a stop moved = locked to another vehicle); 409 plan_replaced when the plan was already replaced (the message names the newer plan)",
             tag: TAG,
             access: Access::Roles(OPERATORS),
             body: Some(json!({"type": "object", "additionalProperties": false, "properties": {
                 "time_limit_s": {"type": "integer", "description": "solver time, 1 to 60 s (default 5)"},
-                "locks": {"type": "array", "description": "pickups pinned to a vehicle of the depot",
+                "locks": {"type": "array", "description": "pickups pinned to a vehicle of the depot. Absent: the old plan's locks; given: exactly these ([] clears them). Either way an old plan's lock that no longer applies (shipment picked up or cancelled, vehicle moved away) is dropped; any other must name a pickup of the plan and a vehicle of the depot (422 invalid_lock)",
                     "items": {"type": "object", "required": ["shipment_id", "vehicle_id"], "additionalProperties": false,
                         "properties": {"shipment_id": {"type": "integer"}, "vehicle_id": {"type": "integer"}}}}
             }})),
@@ -348,7 +348,7 @@ pub fn routes() -> Vec<ApiRoute> {
         ApiRoute {
             method: Method::GET,
             path: "/api/v1/dispatch/plans/{id}",
-            summary: "A stored dispatch plan: routes with stops and times, unassigned pickups",
+            summary: "A stored dispatch plan: routes with stops and times, unassigned pickups, the locks it was made with, the plan it re-planned (replan_of) and the plan that replaced it (replaced_by, null while current)",
             tag: TAG,
             access: Access::Roles(OPERATORS),
             body: None,
@@ -566,12 +566,14 @@ async fn create_plan(
     Ok((StatusCode::CREATED, Json(plan)))
 }
 
+/// `locks` absent keeps the replaced plan's locks; given, it replaces them.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReplanRequest {
     #[serde(default)]
     time_limit_s: Option<u64>,
     #[serde(default)]
-    locks: Vec<plans::Lock>,
+    locks: Option<Vec<plans::Lock>>,
 }
 
 async fn replan_plan(

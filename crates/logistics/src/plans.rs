@@ -25,6 +25,16 @@
 //!   alike may land on other vehicles. A lock the vehicle cannot honour
 //!   (temperature class, room, shift) leaves the pickup unassigned with the
 //!   solver's reason, like any other pickup.
+//! - A plan stores the locks it was made with, and a re-plan stores the plan
+//!   it replaced (`replan_of`); the old plan then reads as replaced
+//!   (`replaced_by`) and cannot be re-planned again (409 `plan_replaced`,
+//!   naming the newer plan): history is a line, never a fork.
+//! - A re-plan's locks: without locks given, the previous plan's; with locks
+//!   given, exactly those (none given clears them). Either way a lock the
+//!   previous plan held that no longer applies — its shipment left the pool
+//!   (picked up, cancelled) or its vehicle left the depot — is dropped
+//!   quietly, so a planner's earlier pins never block a re-plan; any other
+//!   lock must name a pickup of the plan and a vehicle of the depot.
 
 use std::time::Duration;
 
@@ -62,6 +72,7 @@ pub(crate) enum LogisticsPlans {
     DistanceKm,
     CreatedBy,
     CreatedAt,
+    ReplanOf,
 }
 
 #[derive(Iden, Clone, Copy)]
@@ -91,6 +102,14 @@ enum LogisticsPlanUnassigned {
     PlanId,
     ShipmentId,
     Reason,
+}
+
+#[derive(Iden, Clone, Copy)]
+enum LogisticsPlanLocks {
+    Table,
+    PlanId,
+    ShipmentId,
+    VehicleId,
 }
 
 /// What to plan, and how distances and times are estimated.
@@ -160,6 +179,13 @@ pub struct Plan {
     pub distance_km: f64,
     pub routes: Vec<PlannedRoute>,
     pub unassigned: Vec<UnassignedShipment>,
+    /// The planner's locks the plan was made with, by shipment; a locked
+    /// pickup its vehicle could not take is among `unassigned`.
+    pub locks: Vec<Lock>,
+    /// The plan this one re-planned.
+    pub replan_of: Option<i64>,
+    /// The re-plan that replaced this plan; a replaced plan is history.
+    pub replaced_by: Option<i64>,
     pub created_by: i64,
     pub created_at: Timestamp,
 }
@@ -176,6 +202,8 @@ pub struct PlanSummary {
     pub vehicles: i64,
     pub stops: i64,
     pub unassigned: i64,
+    pub replan_of: Option<i64>,
+    pub replaced_by: Option<i64>,
     pub created_at: Timestamp,
 }
 
@@ -297,29 +325,56 @@ fn invalid_lock(message: String) -> CoreError {
     CoreError::invalid("invalid_lock", message)
 }
 
-/// The vehicle (index into `vehicles`) each pickup is locked to. A lock
-/// must name a pickup of this plan, once, and a vehicle of the depot.
+/// The vehicle (index into `vehicles`) each pickup is locked to, and the
+/// locks that apply, by shipment. A lock must name a pickup of this plan,
+/// once, and a vehicle of the depot; one of the `previous` plan's locks
+/// that no longer does is dropped rather than refused (see the module).
 fn locked_vehicles(
     locks: &[Lock],
+    previous: &[Lock],
     vehicles: &[(Vehicle, f64, f64)],
     pickups: &[Shipment],
     depot: i64,
-) -> Result<Vec<Option<usize>>, CoreError> {
+) -> Result<(Vec<Option<usize>>, Vec<Lock>), CoreError> {
     let mut out = vec![None; pickups.len()];
+    let mut applied = Vec::with_capacity(locks.len());
     for lock in locks {
-        let v = vehicles
-            .iter()
-            .position(|(v, _, _)| v.id == lock.vehicle_id)
-            .ok_or_else(|| invalid_lock(format!("vehicle {} is not at depot {depot}", lock.vehicle_id)))?;
-        let j = pickups
-            .iter()
-            .position(|s| s.id == lock.shipment_id)
-            .ok_or_else(|| invalid_lock(format!("shipment {} is not a pickup of this plan", lock.shipment_id)))?;
+        let v = vehicles.iter().position(|(v, _, _)| v.id == lock.vehicle_id);
+        let j = pickups.iter().position(|s| s.id == lock.shipment_id);
+        let (Some(v), Some(j)) = (v, j) else {
+            if previous.contains(lock) {
+                continue;
+            }
+            return Err(invalid_lock(match v {
+                None => format!("vehicle {} is not at depot {depot}", lock.vehicle_id),
+                Some(_) => format!("shipment {} is not a pickup of this plan", lock.shipment_id),
+            }));
+        };
         if out[j].replace(v).is_some() {
             return Err(invalid_lock(format!("shipment {} is locked twice", lock.shipment_id)));
         }
+        applied.push(*lock);
     }
-    Ok(out)
+    applied.sort_by_key(|l| l.shipment_id);
+    Ok((out, applied))
+}
+
+/// The refusal to re-plan plan `id`, which plan `newer` replaced.
+fn replaced(id: i64, newer: i64) -> CoreError {
+    CoreError::conflict(
+        "plan_replaced",
+        format!("plan {id} was replaced by plan {newer}; re-plan plan {newer} instead"),
+    )
+}
+
+/// The plan that re-planned plan `id`, if any.
+async fn successor(db: &Db, id: i64) -> Result<Option<i64>, CoreError> {
+    let q = Query::select()
+        .column(LogisticsPlans::Id)
+        .from(LogisticsPlans::Table)
+        .and_where(Expr::col(LogisticsPlans::ReplanOf).eq(id))
+        .to_owned();
+    Ok(db.fetch_optional::<(i64,)>(&q).await?.map(|(n,)| n))
 }
 
 /// The stops of `previous` still planned on the vehicle it chose, which a
@@ -344,18 +399,22 @@ pub async fn create(db: &Db, caller: &Principal, actor: &Actor, req: PlanRequest
     plan_day(db, caller, actor, req, None).await
 }
 
-/// Plans the depot and day of plan `id` again with `locks`: its pickups
-/// still planned are planned anew together with the day's booked ones
-/// (see the module's model). `time_limit_s` as in [`PlanRequest`].
+/// Plans the depot and day of plan `id` again, replacing it: its pickups
+/// still planned are planned anew together with the day's booked ones,
+/// with `locks`, or without them the plan's own locks (see the module's
+/// model). `time_limit_s` as in [`PlanRequest`].
 pub async fn replan(
     db: &Db,
     caller: &Principal,
     actor: &Actor,
     id: i64,
-    locks: Vec<Lock>,
+    locks: Option<Vec<Lock>>,
     time_limit_s: Option<u64>,
 ) -> Result<Plan, CoreError> {
     let previous = get(db, caller, id).await?;
+    if let Some(newer) = previous.replaced_by {
+        return Err(replaced(id, newer));
+    }
     let day = NaiveDate::parse_from_str(&previous.day, "%Y-%m-%d")
         .map_err(|e| CoreError::Internal(format!("plan {id} day: {e}")))?;
     let req = PlanRequest {
@@ -365,7 +424,7 @@ pub async fn replan(
         speed_kmh: Some(previous.speed_kmh),
         service_min: None,
         time_limit_s,
-        locks,
+        locks: locks.unwrap_or_else(|| previous.locks.clone()),
     };
     plan_day(db, caller, actor, req, Some(&previous)).await
 }
@@ -439,7 +498,8 @@ async fn plan_day(
     pickups.extend(carried.iter().cloned());
     pickups.sort_by_key(|s| s.id);
     pickups.dedup_by_key(|s| s.id);
-    let locked = locked_vehicles(&req.locks, &vehicles, &pickups, depot.id)?;
+    let previous_locks = previous.map_or(&[][..], |p| &p.locks);
+    let (locked, locks) = locked_vehicles(&req.locks, previous_locks, &vehicles, &pickups, depot.id)?;
     let mut problem = build_problem(&vehicles, &pickups, day_start, service_min);
     for (job, vehicle) in problem.jobs.iter_mut().zip(locked) {
         job.vehicle = vehicle;
@@ -500,6 +560,7 @@ async fn plan_day(
             LogisticsPlans::DistanceKm,
             LogisticsPlans::CreatedBy,
             LogisticsPlans::CreatedAt,
+            LogisticsPlans::ReplanOf,
         ])
         .values_panic([
             depot.id.into(),
@@ -510,10 +571,34 @@ async fn plan_day(
             solution.distance.into(),
             caller.user_id.into(),
             at.into(),
+            previous.map(|p| p.id).into(),
         ])
         .returning_col(LogisticsPlans::Id)
         .to_owned();
-    let (id,): (i64,) = tx.fetch_one(&ins).await?;
+    // A plan re-planned since `replan` looked (another planner was faster)
+    // trips the unique index on `replan_of`: refused like a replaced plan.
+    let (id,): (i64,) = match (tx.fetch_one(&ins).await, previous) {
+        (Err(e), Some(p)) if e.is_unique_violation() => {
+            drop(tx);
+            return Err(match successor(db, p.id).await? {
+                Some(newer) => replaced(p.id, newer),
+                None => e,
+            });
+        }
+        (row, _) => row?,
+    };
+    for lock in &locks {
+        let q = Query::insert()
+            .into_table(LogisticsPlanLocks::Table)
+            .columns([
+                LogisticsPlanLocks::PlanId,
+                LogisticsPlanLocks::ShipmentId,
+                LogisticsPlanLocks::VehicleId,
+            ])
+            .values_panic([id.into(), lock.shipment_id.into(), lock.vehicle_id.into()])
+            .to_owned();
+        tx.execute(&q).await?;
+    }
     // The solver saw each vehicle's room when planning began; if a shipment
     // was planned onto one of the used vehicles since, the plan may no
     // longer fit, so it is refused rather than overfilling the vehicle.
@@ -605,7 +690,7 @@ async fn plan_day(
             region: Some(depot.region_code.clone()),
             detail: json!({"depot_site_id": depot.id, "day": req.day.to_string(), "routes": routes.len(),
                 "planned": assignments.len(), "unassigned": unassigned.len(), "distance_km": solution.distance,
-                "replan_of": previous.map(|p| p.id), "locks": req.locks}),
+                "replan_of": previous.map(|p| p.id), "locks": locks}),
         },
     )
     .await?;
@@ -620,6 +705,9 @@ async fn plan_day(
         distance_km: solution.distance,
         routes,
         unassigned,
+        locks,
+        replan_of: previous.map(|p| p.id),
+        replaced_by: None,
         created_by: caller.user_id,
         created_at: at,
     })
@@ -636,6 +724,7 @@ struct PlanRow {
     distance_km: f64,
     created_by: i64,
     created_at: Timestamp,
+    replan_of: Option<i64>,
 }
 
 /// The columns of a [`PlanRow`], for [`get`] and [`list`] to filter.
@@ -651,6 +740,7 @@ fn select_plan_rows() -> SelectStatement {
             LogisticsPlans::DistanceKm,
             LogisticsPlans::CreatedBy,
             LogisticsPlans::CreatedAt,
+            LogisticsPlans::ReplanOf,
         ])
         .from(LogisticsPlans::Table)
         .to_owned()
@@ -706,6 +796,14 @@ pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError
         .order_by(LogisticsPlanUnassigned::ShipmentId, Order::Asc)
         .to_owned();
     let unassigned: Vec<(i64, String)> = db.fetch_all(&q).await?;
+    let q = Query::select()
+        .columns([LogisticsPlanLocks::ShipmentId, LogisticsPlanLocks::VehicleId])
+        .from(LogisticsPlanLocks::Table)
+        .and_where(Expr::col(LogisticsPlanLocks::PlanId).eq(id))
+        .order_by(LogisticsPlanLocks::ShipmentId, Order::Asc)
+        .to_owned();
+    let locks: Vec<(i64, i64)> = db.fetch_all(&q).await?;
+    let replaced_by = successor(db, id).await?;
     Ok(Plan {
         id: row.id,
         depot_site_id: row.depot_site_id,
@@ -736,21 +834,43 @@ pub async fn get(db: &Db, caller: &Principal, id: i64) -> Result<Plan, CoreError
             .into_iter()
             .map(|(shipment_id, reason)| UnassignedShipment { shipment_id, reason })
             .collect(),
+        locks: locks
+            .into_iter()
+            .map(|(shipment_id, vehicle_id)| Lock {
+                shipment_id,
+                vehicle_id,
+            })
+            .collect(),
+        replan_of: row.replan_of,
+        replaced_by,
         created_by: row.created_by,
         created_at: row.created_at,
     })
 }
 
+/// Plans no re-plan has replaced.
+pub(crate) fn is_current() -> sea_query::Expr {
+    // NULLs filtered out: `NOT IN` a list holding NULL matches nothing.
+    let replaced = Query::select()
+        .column(LogisticsPlans::ReplanOf)
+        .from(LogisticsPlans::Table)
+        .and_where(Expr::col(LogisticsPlans::ReplanOf).is_not_null())
+        .to_owned();
+    Expr::col((LogisticsPlans::Table, LogisticsPlans::Id)).not_in_subquery(replaced)
+}
+
 /// The plans of depots in `region` and below, newest first, for operators
-/// of that region.
+/// of that region; replaced plans say by which plan, or with
+/// `current_only` are left out.
 pub async fn list(
     db: &Db,
     caller: &Principal,
     region: &RegionCode,
+    current_only: bool,
     limit: Option<u64>,
 ) -> Result<Vec<PlanSummary>, CoreError> {
     caller.require(OPERATORS, region)?;
-    let q = select_plan_rows()
+    let mut q = select_plan_rows()
         .cond_where(in_scopes(
             LogisticsPlans::RegionCode,
             Some(std::slice::from_ref(region)),
@@ -758,8 +878,21 @@ pub async fn list(
         .order_by(LogisticsPlans::Id, Order::Desc)
         .limit(limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT))
         .to_owned();
+    if current_only {
+        q.and_where(is_current());
+    }
     let rows: Vec<PlanRow> = db.fetch_all(&q).await?;
     let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let successors: Vec<(i64, i64)> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        let q = Query::select()
+            .columns([LogisticsPlans::ReplanOf, LogisticsPlans::Id])
+            .from(LogisticsPlans::Table)
+            .and_where(Expr::col(LogisticsPlans::ReplanOf).is_in(ids.iter().copied()))
+            .to_owned();
+        db.fetch_all(&q).await?
+    };
     // One grouped count per child table rather than one query per plan.
     let routes = count_by_plan(db, LogisticsPlanRoutes::Table, LogisticsPlanRoutes::PlanId, &ids).await?;
     let stops = count_by_plan(db, LogisticsPlanStops::Table, LogisticsPlanStops::PlanId, &ids).await?;
@@ -782,6 +915,8 @@ pub async fn list(
             vehicles: count(&routes, r.id),
             stops: count(&stops, r.id),
             unassigned: count(&unassigned, r.id),
+            replan_of: r.replan_of,
+            replaced_by: successors.iter().find(|s| s.0 == r.id).map(|s| s.1),
             created_at: r.created_at,
         })
         .collect())

@@ -16,7 +16,7 @@
 //! although the warehouse itself lies outside the county.
 //!
 //! Empty running is read from the stored dispatch plans of depots in the
-//! region ([`crate::plans`]). A village collection run leaves its depot
+//! region ([`crate::plans`]) that no re-plan replaced. A village collection run leaves its depot
 //! empty and fills up stop by stop, so its empty kilometres are the leg from
 //! the depot to the first pickup, measured as the planner measured it
 //! (great-circle distance times the plan's road factor); total kilometres
@@ -39,7 +39,7 @@ use shuxiang_core::{CoreError, Db, RegionCode};
 
 use crate::coldchain::{Band, TemperatureClass, resolve_band};
 use crate::network::{LogisticsSites, Tier};
-use crate::plans::{LogisticsPlanRoutes, LogisticsPlanStops, LogisticsPlans, haversine_km};
+use crate::plans::{LogisticsPlanRoutes, LogisticsPlanStops, LogisticsPlans, haversine_km, is_current};
 use crate::shipments::{LogisticsHandovers, LogisticsShipments, REGION_READERS, Status};
 use crate::store;
 
@@ -455,7 +455,9 @@ async fn empty_running(db: &Db, region: &RegionCode, period: &Period) -> Result<
                     (LogisticsPlans::Table, LogisticsPlans::RegionCode),
                     Some(std::slice::from_ref(region)),
                 ))
-                .add(period.plans()),
+                .add(period.plans())
+                // A re-planned day counts once, as last planned.
+                .add(is_current()),
         )
         .to_owned();
     let rows: Vec<RouteRow> = db.fetch_all(&q).await?;

@@ -2,7 +2,8 @@
 //! runs keeps temperature classes apart, never exceeds a vehicle's capacity,
 //! respects pickup windows and shifts, lists what it could not plan with
 //! the reason, and marks the planned shipments; a planner's locks pin
-//! pickups to vehicles and a re-plan moves stops between them.
+//! pickups to vehicles and a re-plan moves stops between them, keeps the
+//! locks that still apply and replaces its plan, once.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use shuxiang_core::audit::{self, AuditQuery};
@@ -226,7 +227,7 @@ db_test!([&LOGISTICS_MIGRATIONS] async fn a_locked_pickup_rides_on_its_vehicle(d
     // Re-planning moves a stop to the other vehicle and takes the plan's
     // other stops back into the pool; the shipments follow the new plan.
     let moved = plans::replan(&db, &carrier, &actor(&carrier), plan.id,
-        vec![Lock { shipment_id: rice[0].id, vehicle_id: first.id }, Lock { shipment_id: rice[2].id, vehicle_id: second.id }], Some(1)).await.unwrap();
+        Some(vec![Lock { shipment_id: rice[0].id, vehicle_id: first.id }, Lock { shipment_id: rice[2].id, vehicle_id: second.id }]), Some(1)).await.unwrap();
     assert_ne!(moved.id, plan.id);
     assert!(moved.unassigned.is_empty(), "{:?}", moved.unassigned);
     assert_eq!(vehicle_of(&moved, rice[0].id), Some(first.id));
@@ -249,20 +250,20 @@ db_test!([&LOGISTICS_MIGRATIONS] async fn a_locked_pickup_rides_on_its_vehicle(d
         reason: None,
     };
     shipments::change_status(&db, &admin(), &actor(&admin()), rice[2].id, picked).await.unwrap();
-    let again = plans::replan(&db, &carrier, &actor(&carrier), moved.id, Vec::new(), Some(1)).await.unwrap();
+    let again = plans::replan(&db, &carrier, &actor(&carrier), moved.id, Some(Vec::new()), Some(1)).await.unwrap();
     assert_eq!(vehicle_of(&again, rice[2].id), None);
     assert_eq!(again.routes.iter().map(|r| r.stops.len()).sum::<usize>(), 2);
-    let err = plans::replan(&db, &carrier, &actor(&carrier), moved.id,
-        vec![Lock { shipment_id: rice[2].id, vehicle_id: first.id }], Some(1)).await.unwrap_err();
+    let err = plans::replan(&db, &carrier, &actor(&carrier), again.id,
+        Some(vec![Lock { shipment_id: rice[2].id, vehicle_id: first.id }]), Some(1)).await.unwrap_err();
     assert_eq!(err.code(), "invalid_lock", "a picked-up shipment is no pickup of the re-plan");
 
     // Plans of the county are listed newest first with their counts.
-    let listed = plans::list(&db, &carrier, &shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap(), None).await.unwrap();
+    let listed = plans::list(&db, &carrier, &shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap(), false, None).await.unwrap();
     assert_eq!(listed.iter().map(|p| p.id).collect::<Vec<_>>(), [again.id, moved.id, plan.id]);
     assert_eq!((listed[1].stops, listed[1].unassigned, listed[1].vehicles), (3, 0, 2));
     let outsider = who(21, Role::Carrier, OUT_COUNTY);
-    assert!(matches!(plans::list(&db, &outsider, &shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap(), None).await, Err(CoreError::Forbidden(_))));
-    assert!(matches!(plans::replan(&db, &outsider, &actor(&outsider), plan.id, Vec::new(), Some(1)).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(plans::list(&db, &outsider, &shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap(), false, None).await, Err(CoreError::Forbidden(_))));
+    assert!(matches!(plans::replan(&db, &outsider, &actor(&outsider), again.id, None, Some(1)).await, Err(CoreError::Forbidden(_))));
 });
 
 db_test!([&LOGISTICS_MIGRATIONS] async fn locks_must_name_the_plans_pickups_and_depots_vehicles(db) {
@@ -293,4 +294,134 @@ db_test!([&LOGISTICS_MIGRATIONS] async fn locks_must_name_the_plans_pickups_and_
     assert!(plan.routes.is_empty(), "{:?}", plan.routes);
     assert_eq!(plan.unassigned.iter().map(|u| (u.shipment_id, u.reason.as_str())).collect::<Vec<_>>(), [(veg.id, "skills")]);
     assert_eq!(shipments::get(&db, &admin(), veg.id).await.unwrap().status, Status::Booked);
+});
+
+fn county() -> shuxiang_core::RegionCode {
+    shuxiang_core::RegionCode::parse(IN_COUNTY).unwrap()
+}
+
+fn lock(shipment: &shipments::Shipment, vehicle: &shuxiang_logistics::network::Vehicle) -> Lock {
+    Lock {
+        shipment_id: shipment.id,
+        vehicle_id: vehicle.id,
+    }
+}
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn a_plan_keeps_its_locks_and_a_replan_replaces_it_once(db) {
+    let depot = site(&db, "东湖区运营中心", IN_COUNTY).await;
+    let first = vehicle(&db, "赣A10001", &depot, TemperatureClass::Ambient).await;
+    let second = vehicle(&db, "赣A10002", &depot, TemperatureClass::Ambient).await;
+    let mut rice = Vec::new();
+    for k in 0..3 {
+        rice.push(booked(&db, &depot, on_the_day(TemperatureClass::Ambient, 100.0, k as f64)).await);
+    }
+    let official = who(2, Role::Official, IN_COUNTY);
+    let carrier = who(20, Role::Carrier, IN_COUNTY);
+
+    // The locks are stored with the plan, by shipment, whatever order they came in.
+    let mut req = request(depot.id);
+    req.locks = vec![lock(&rice[1], &first), lock(&rice[0], &second)];
+    let plan = plans::create(&db, &official, &actor(&official), req).await.unwrap();
+    assert_eq!(plan.locks, [lock(&rice[0], &second), lock(&rice[1], &first)]);
+    assert_eq!((plan.replan_of, plan.replaced_by), (None, None));
+    assert_eq!(plans::get(&db, &carrier, plan.id).await.unwrap(), plan, "locks round-trip");
+
+    // A re-plan without locks keeps the plan's: the pins hold again.
+    let second_plan = plans::replan(&db, &carrier, &actor(&carrier), plan.id, None, Some(1)).await.unwrap();
+    assert_eq!(second_plan.locks, plan.locks);
+    assert_eq!(vehicle_of(&second_plan, rice[0].id), Some(second.id));
+    assert_eq!(vehicle_of(&second_plan, rice[1].id), Some(first.id));
+    assert_eq!((second_plan.replan_of, second_plan.replaced_by), (Some(plan.id), None));
+    assert_eq!(plans::get(&db, &official, second_plan.id).await.unwrap(), second_plan);
+    let old = plans::get(&db, &official, plan.id).await.unwrap();
+    assert_eq!(old.replaced_by, Some(second_plan.id), "the old plan reads as replaced");
+    assert_eq!((old.routes, old.locks), (plan.routes.clone(), plan.locks.clone()), "and keeps its history");
+
+    // A replaced plan is not re-planned again: the refusal names the newer plan.
+    let err = plans::replan(&db, &official, &actor(&official), plan.id, None, Some(1)).await.unwrap_err();
+    assert!(matches!(err, CoreError::Conflict { code: "plan_replaced", .. }), "{err}");
+    assert!(err.to_string().contains(&format!("plan {}", second_plan.id)), "{err}");
+    // An operator outside the county learns nothing of it: denied first.
+    for outsider in [who(3, Role::Official, OUT_COUNTY), who(21, Role::Carrier, OUT_COUNTY)] {
+        let err = plans::replan(&db, &outsider, &actor(&outsider), plan.id, None, Some(1)).await.unwrap_err();
+        assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+        let err = plans::replan(&db, &outsider, &actor(&outsider), second_plan.id, None, Some(1)).await.unwrap_err();
+        assert!(matches!(err, CoreError::Forbidden(_)), "{err}");
+    }
+
+    // The list marks the replaced plan, and can leave it out.
+    let listed = plans::list(&db, &carrier, &county(), false, None).await.unwrap();
+    let marks: Vec<(i64, Option<i64>, Option<i64>)> = listed.iter().map(|p| (p.id, p.replan_of, p.replaced_by)).collect();
+    assert_eq!(marks, [(second_plan.id, Some(plan.id), None), (plan.id, None, Some(second_plan.id))]);
+    let current = plans::list(&db, &carrier, &county(), true, None).await.unwrap();
+    assert_eq!(current.iter().map(|p| p.id).collect::<Vec<_>>(), [second_plan.id]);
+
+    // Once a locked shipment is picked up its lock lapses: the default
+    // carries over only the locks that still apply.
+    let picked = shipments::StatusChange {
+        status: Status::PickedUp,
+        handover: Some(shipments::NewHandover { from_party: "农户".into(), to_party: "司机".into(), at: None,
+            temperature_c: None, signature_name: "王".into(), note: None }),
+        proof_of_delivery: None,
+        reason: None,
+    };
+    shipments::change_status(&db, &admin(), &actor(&admin()), rice[0].id, picked).await.unwrap();
+    let third = plans::replan(&db, &carrier, &actor(&carrier), second_plan.id, None, Some(1)).await.unwrap();
+    assert_eq!(third.locks, [lock(&rice[1], &first)]);
+    assert_eq!(vehicle_of(&third, rice[1].id), Some(first.id));
+    assert_eq!(vehicle_of(&third, rice[0].id), None, "picked up, no longer a stop");
+
+    // Given locks replace the kept ones; the replaced plan's own lock that
+    // lapsed, sent back as a page would, is dropped rather than refused.
+    let picked = shipments::StatusChange {
+        status: Status::PickedUp,
+        handover: Some(shipments::NewHandover { from_party: "农户".into(), to_party: "司机".into(), at: None,
+            temperature_c: None, signature_name: "李".into(), note: None }),
+        proof_of_delivery: None,
+        reason: None,
+    };
+    shipments::change_status(&db, &admin(), &actor(&admin()), rice[1].id, picked).await.unwrap();
+    let fourth = plans::replan(&db, &carrier, &actor(&carrier), third.id,
+        Some(vec![lock(&rice[1], &first), lock(&rice[2], &second)]), Some(1)).await.unwrap();
+    assert_eq!(fourth.locks, [lock(&rice[2], &second)]);
+    assert_eq!(vehicle_of(&fourth, rice[2].id), Some(second.id));
+    let fifth = plans::replan(&db, &carrier, &actor(&carrier), fourth.id, Some(Vec::new()), Some(1)).await.unwrap();
+    assert!(fifth.locks.is_empty(), "an empty list clears the locks");
+    assert_eq!(plans::get(&db, &carrier, fifth.id).await.unwrap().locks, []);
+    let err = plans::replan(&db, &carrier, &actor(&carrier), fifth.id,
+        Some(vec![lock(&rice[0], &first)]), Some(1)).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_lock", "a lock the plan never held must apply");
+    let err = plans::replan(&db, &carrier, &actor(&carrier), fourth.id,
+        Some(vec![lock(&rice[0], &first)]), Some(1)).await.unwrap_err();
+    assert_eq!(err.code(), "plan_replaced");
+
+    // The audit log has each re-plan with the locks it used.
+    let log = audit::list(&db, None, &AuditQuery { action: Some("dispatch_plan.create".into()), limit: 3, ..Default::default() }).await.unwrap();
+    assert_eq!(log[0].detail_json()["replan_of"], fourth.id);
+    assert_eq!(log[2].detail_json()["locks"], serde_json::json!([{"shipment_id": rice[1].id, "vehicle_id": first.id}]));
+});
+
+db_test!([&LOGISTICS_MIGRATIONS] async fn two_planners_replanning_one_plan_make_one_new_plan(db) {
+    let depot = site(&db, "东湖区运营中心", IN_COUNTY).await;
+    let van = vehicle(&db, "赣A10001", &depot, TemperatureClass::Ambient).await;
+    let rice = booked(&db, &depot, on_the_day(TemperatureClass::Ambient, 100.0, 1.0)).await;
+    let official = who(2, Role::Official, IN_COUNTY);
+    let carrier = who(20, Role::Carrier, IN_COUNTY);
+    let plan = plans::create(&db, &official, &actor(&official), request(depot.id)).await.unwrap();
+    let (by_official, by_carrier) = (actor(&official), actor(&carrier));
+    let (a, b) = tokio::join!(
+        plans::replan(&db, &official, &by_official, plan.id, None, Some(1)),
+        plans::replan(&db, &carrier, &by_carrier, plan.id, Some(vec![Lock { shipment_id: rice.id, vehicle_id: van.id }]), Some(1)),
+    );
+    let (won, lost) = match (a, b) {
+        (Ok(p), Err(e)) | (Err(e), Ok(p)) => (p, e),
+        other => panic!("exactly one re-plan wins: {other:?}"),
+    };
+    assert_eq!(lost.code(), "plan_replaced", "{lost}");
+    assert!(lost.to_string().contains(&format!("plan {}", won.id)), "{lost}");
+    assert_eq!(plans::get(&db, &official, plan.id).await.unwrap().replaced_by, Some(won.id));
+    let listed = plans::list(&db, &official, &county(), false, None).await.unwrap();
+    assert_eq!(listed.len(), 2, "no second successor was stored");
+    let s = shipments::get(&db, &admin(), rice.id).await.unwrap();
+    assert_eq!((s.status, s.vehicle_id), (Status::Planned, vehicle_of(&won, rice.id)));
 });

@@ -177,6 +177,13 @@ db_test!([&LOGISTICS_MIGRATIONS] async fn tiers_and_empty_running_of_a_county(db
     assert!((e.total_km - 4.0 * leg).abs() < 1e-6, "{e:?}");
     assert!((e.ratio.unwrap() - 0.25).abs() < 1e-9, "{e:?}");
 
+    // A re-planned day counts once, as last planned.
+    let again = plans::replan(&db, &carrier, &actor(&carrier), plan.id, None, Some(1)).await.unwrap();
+    assert_eq!(again.replan_of, Some(plan.id));
+    let s = stats::stats(&db, &official, &county).await.unwrap();
+    assert_eq!((s.empty_running.plans, s.empty_running.routes), (1, 1), "{:?}", s.empty_running);
+    assert!((s.empty_running.total_km - 4.0 * leg).abs() < 1e-6, "{:?}", s.empty_running);
+
     // The period: shipments by ready day, plans by day, both ends included.
     let march_1 = Period { from: day("2026-03-01"), to: day("2026-03-01") };
     let p = stats::stats_in(&db, &official, &county, &march_1).await.unwrap();

@@ -3,6 +3,11 @@
 //! pickups left unassigned with the reason, moving a stop by locking it to a
 //! vehicle and re-planning, and a driver's printable run sheet.
 //!
+//! A stop's lock form changes one lock and keeps the plan's others (those
+//! that lapsed are dropped by the slice); the plain re-plan keeps them all.
+//! A replaced plan is shown as history: a banner links the plan that
+//! replaced it, and it offers no lock or re-plan forms.
+//!
 //! Plans are read and made through the logistics slice's own functions with
 //! the viewer's principal, so a page allows exactly what the API allows:
 //! operators (administrators, officials, carriers) of the depot's county.
@@ -78,6 +83,19 @@ pub struct DispatchTexts {
     pub leave_depot: &'static str,
     pub back_at_depot: &'static str,
     pub none: &'static str,
+    pub locked: &'static str,
+    pub unlock: &'static str,
+    pub kept_locks: &'static str,
+    /// `{id}` is the newer plan's number.
+    pub replaced_banner: &'static str,
+    /// `{id}` is the newer plan's number.
+    pub replaced_mark: &'static str,
+    /// `{id}` is the earlier plan's number.
+    pub replan_of: &'static str,
+    pub status: &'static str,
+    pub current: &'static str,
+    pub current_only: &'static str,
+    pub all_plans: &'static str,
 }
 
 static ZH: DispatchTexts = DispatchTexts {
@@ -121,6 +139,16 @@ static ZH: DispatchTexts = DispatchTexts {
     leave_depot: "从场站出发",
     back_at_depot: "返回场站",
     none: "—",
+    locked: "🔒 已锁定",
+    unlock: "解除锁定",
+    kept_locks: "重新计划会保留这些锁定（运单已提货或取消的锁定自动失效）：",
+    replaced_banner: "此计划已被计划 #{id} 取代",
+    replaced_mark: "已被 #{id} 取代",
+    replan_of: "由计划 #{id} 重新计划而来",
+    status: "状态",
+    current: "当前",
+    current_only: "只看当前计划",
+    all_plans: "全部计划",
 };
 
 static EN: DispatchTexts = DispatchTexts {
@@ -164,10 +192,25 @@ static EN: DispatchTexts = DispatchTexts {
     leave_depot: "Leave the depot",
     back_at_depot: "Back at the depot",
     none: "—",
+    locked: "🔒 Locked",
+    unlock: "Unlock",
+    kept_locks: "A re-plan keeps these locks (a lock lapses once its shipment is picked up or cancelled):",
+    replaced_banner: "Replaced by plan #{id}",
+    replaced_mark: "Replaced by #{id}",
+    replan_of: "Re-plan of plan #{id}",
+    status: "Status",
+    current: "Current",
+    current_only: "Current plans only",
+    all_plans: "All plans",
 };
 
 fn texts(lang: Lang) -> &'static DispatchTexts {
     texts_in(lang, &ZH, &EN)
+}
+
+/// A text naming plan `id` in its `{id}` slot.
+fn naming(text: &str, id: i64) -> String {
+    text.replace("{id}", &id.to_string())
 }
 
 /// The solver's reason codes (see `plans::UnassignedShipment`) in words.
@@ -264,6 +307,8 @@ fn point_of(s: &Shipment, depot: &Site) -> (f64, f64) {
 
 pub struct PlanRow {
     pub id: i64,
+    /// The newer plan and the mark saying so, for a replaced plan.
+    pub replaced: Option<(i64, String)>,
     pub depot: String,
     pub day: String,
     pub vehicles: i64,
@@ -280,6 +325,7 @@ struct PlansPage {
     dt: &'static DispatchTexts,
     region_code: String,
     region_name: String,
+    current_only: bool,
     plans: Vec<PlanRow>,
     depots: Vec<(i64, String)>,
     form: CreateForm,
@@ -289,6 +335,8 @@ struct PlansPage {
 #[derive(Deserialize)]
 pub struct RegionQuery {
     region: Option<String>,
+    /// `true` leaves replaced plans out of the list.
+    current: Option<bool>,
 }
 
 /// The plan form's fields, kept to show again with an error.
@@ -304,6 +352,7 @@ pub struct CreateForm {
 
 pub async fn plans_page(State(state): State<AppState>, s: Signed, PageQuery(q): PageQuery<RegionQuery>) -> PageResult {
     let region = q.region.unwrap_or_else(|| default_region(&s.auth.principal));
+    let current_only = q.current.unwrap_or(false);
     let form = CreateForm {
         day: (chrono::Utc::now() + chrono::Duration::hours(8))
             .date_naive()
@@ -311,7 +360,7 @@ pub async fn plans_page(State(state): State<AppState>, s: Signed, PageQuery(q): 
         time_limit_s: DEFAULT_TIME_LIMIT_S.to_string(),
         ..CreateForm::default()
     };
-    render_plans(&state, &s, &region, form, None).await
+    render_plans(&state, &s, &region, current_only, form, None).await
 }
 
 /// Plans a depot's day from the form and goes to the new plan (303), or
@@ -328,7 +377,8 @@ pub async fn create_plan(
         Ok(plan) => Ok(Redirect::to(&format!("/dispatch/plans/{}", plan.id)).into_response()),
         Err(e) => {
             let (status, message) = super::admin::inline(AppError::from(e))?;
-            render_plans(&state, &s, &region, form, Some((status, message))).await
+            let current_only = q.current.unwrap_or(false);
+            render_plans(&state, &s, &region, current_only, form, Some((status, message))).await
         }
     }
 }
@@ -370,13 +420,14 @@ async fn render_plans(
     state: &AppState,
     s: &Signed,
     region: &str,
+    current_only: bool,
     form: CreateForm,
     error: Option<(StatusCode, String)>,
 ) -> PageResult {
     let dt = texts(s.lang);
     let p = &s.auth.principal;
     let code = RegionCode::parse(region).map_err(AppError::from)?;
-    let list = plans::list(&state.db, p, &code, Some(MAX_PLANS))
+    let list = plans::list(&state.db, p, &code, current_only, Some(MAX_PLANS))
         .await
         .map_err(AppError::from)?;
     let region = regions::require(&state.db, &code).await.map_err(AppError::from)?;
@@ -410,6 +461,7 @@ async fn render_plans(
         .into_iter()
         .map(|x| PlanRow {
             id: x.id,
+            replaced: x.replaced_by.map(|n| (n, naming(dt.replaced_mark, n))),
             depot: site_names
                 .get(&x.depot_site_id)
                 .cloned()
@@ -433,6 +485,7 @@ async fn render_plans(
             dt,
             region_code: region.code.clone(),
             region_name: region.name.clone(),
+            current_only,
             plans,
             depots,
             form,
@@ -446,6 +499,10 @@ async fn render_plans(
 pub struct StopRow {
     pub seq: usize,
     pub shipment_id: i64,
+    /// The vehicle the planner locked the stop to.
+    pub locked: Option<i64>,
+    /// The vehicle the lock form offers first: the locked one, else the route's.
+    pub selected: i64,
     pub arrival: String,
     pub departure: String,
     pub goods: String,
@@ -467,6 +524,7 @@ pub struct RouteTable {
 
 pub struct UnassignedRow {
     pub shipment_id: i64,
+    pub locked: Option<i64>,
     pub goods: String,
     pub village: String,
     pub kg: String,
@@ -489,6 +547,12 @@ struct PlanPage {
     unassigned: Vec<UnassignedRow>,
     /// (id, plate and class) of the depot's vehicles, for the lock forms.
     vehicles: Vec<(i64, String)>,
+    /// (shipment, plate) of each stored lock, kept by a plain re-plan.
+    locks: Vec<(i64, String)>,
+    /// The newer plan and the banner naming it, for a replaced plan.
+    replaced: Option<(i64, String)>,
+    /// The earlier plan and the line naming it, for a re-plan.
+    replan_of: Option<(i64, String)>,
     error: Option<String>,
 }
 
@@ -525,6 +589,12 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
             .find(|v| v.id == vid)
             .map_or(dt.none, |v| temperature_class_label(v.refrigeration, s.lang))
     };
+    let locked_to = |shipment: i64| {
+        plan.locks
+            .iter()
+            .find(|l| l.shipment_id == shipment)
+            .map(|l| l.vehicle_id)
+    };
 
     let mut map_routes = Vec::with_capacity(plan.routes.len());
     let mut routes = Vec::with_capacity(plan.routes.len());
@@ -534,9 +604,12 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
         for (n, st) in r.stops.iter().enumerate() {
             let sh = &pickups[&st.shipment_id];
             points.push(point_of(sh, &depot));
+            let locked = locked_to(sh.id);
             stops.push(StopRow {
                 seq: n + 1,
                 shipment_id: sh.id,
+                locked,
+                selected: locked.unwrap_or(r.vehicle_id),
                 arrival: clock(&st.arrival),
                 departure: clock(&st.departure),
                 goods: sh.goods.clone(),
@@ -572,6 +645,7 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
             let sh = &pickups[&u.shipment_id];
             UnassignedRow {
                 shipment_id: sh.id,
+                locked: locked_to(sh.id),
                 goods: sh.goods.clone(),
                 village: village_of(sh),
                 kg: format!("{:.0}", sh.weight_kg),
@@ -620,12 +694,20 @@ async fn render_plan(state: &AppState, s: &Signed, id: i64, error: Option<(Statu
                     )
                 })
                 .collect(),
+            locks: plan
+                .locks
+                .iter()
+                .map(|l| (l.shipment_id, plate(l.vehicle_id)))
+                .collect(),
+            replaced: plan.replaced_by.map(|n| (n, naming(dt.replaced_banner, n))),
+            replan_of: plan.replan_of.map(|n| (n, naming(dt.replan_of, n))),
             error,
         },
     )
 }
 
-/// A stop's lock form: both fields, or neither for a plain re-plan.
+/// A stop's lock form (a shipment, with a vehicle or none to unlock it), or
+/// neither field for a plain re-plan.
 #[derive(Default, Deserialize)]
 pub struct ReplanForm {
     #[serde(default)]
@@ -636,23 +718,58 @@ pub struct ReplanForm {
     time_limit_s: String,
 }
 
-fn lock_of(form: &ReplanForm) -> Result<Vec<Lock>, CoreError> {
+/// The one lock a stop's form changes: its shipment, and the vehicle to
+/// pin it to or none to release it; `None` for a plain re-plan.
+fn lock_change(form: &ReplanForm) -> Result<Option<(i64, Option<i64>)>, CoreError> {
     let (shipment, vehicle) = (form.shipment_id.trim(), form.vehicle_id.trim());
-    if shipment.is_empty() && vehicle.is_empty() {
-        return Ok(Vec::new());
-    }
     let id = |raw: &str, what: &str| {
         raw.parse::<i64>()
             .map_err(|_| CoreError::invalid("invalid_lock", format!("{what} {raw:?} is not an id")))
     };
-    Ok(vec![Lock {
-        shipment_id: id(shipment, "shipment")?,
-        vehicle_id: id(vehicle, "vehicle")?,
-    }])
+    match (shipment.is_empty(), vehicle.is_empty()) {
+        (true, true) => Ok(None),
+        (true, false) => Err(CoreError::invalid("invalid_lock", "choose the stop to lock")),
+        (false, true) => Ok(Some((id(shipment, "shipment")?, None))),
+        (false, false) => Ok(Some((id(shipment, "shipment")?, Some(id(vehicle, "vehicle")?)))),
+    }
 }
 
-/// Re-plans the plan's depot and day with the stop's lock, and goes to
-/// the new plan (303); a refused lock shows this plan with the error.
+/// Re-plans plan `id` as the form asks: the plan's locks with the stop's
+/// lock changed, or the plan's locks as they are.
+async fn replan_from_form(
+    state: &AppState,
+    s: &Signed,
+    ip: &ClientIp,
+    id: i64,
+    form: &ReplanForm,
+) -> Result<Plan, CoreError> {
+    let limit = time_limit(&form.time_limit_s)?;
+    let locks = match lock_change(form)? {
+        None => None,
+        Some((shipment, vehicle)) => {
+            let plan = plans::get(&state.db, &s.auth.principal, id).await?;
+            let mut locks: Vec<Lock> = plan.locks.into_iter().filter(|l| l.shipment_id != shipment).collect();
+            locks.extend(vehicle.map(|vehicle_id| Lock {
+                shipment_id: shipment,
+                vehicle_id,
+            }));
+            Some(locks)
+        }
+    };
+    plans::replan(
+        &state.db,
+        &s.auth.principal,
+        &s.auth.actor(ip),
+        id,
+        locks,
+        limit.or(Some(DEFAULT_TIME_LIMIT_S)),
+    )
+    .await
+}
+
+/// Re-plans from a stop's lock form or the re-plan button and goes to the
+/// new plan (303); a refused lock or a replaced plan shows this plan with
+/// the error.
 pub async fn replan(
     State(state): State<AppState>,
     s: Signed,
@@ -661,21 +778,7 @@ pub async fn replan(
     PageForm(form): PageForm<ReplanForm>,
 ) -> PageResult {
     let id = parse_id(&id, "plan")?;
-    let done = match (lock_of(&form), time_limit(&form.time_limit_s)) {
-        (Ok(locks), Ok(limit)) => {
-            plans::replan(
-                &state.db,
-                &s.auth.principal,
-                &s.auth.actor(&ip),
-                id,
-                locks,
-                limit.or(Some(DEFAULT_TIME_LIMIT_S)),
-            )
-            .await
-        }
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    };
-    match done {
+    match replan_from_form(&state, &s, &ip, id, &form).await {
         Ok(plan) => Ok(Redirect::to(&format!("/dispatch/plans/{}", plan.id)).into_response()),
         Err(e) => {
             let (status, message) = super::admin::inline(AppError::from(e))?;

@@ -1,7 +1,8 @@
 //! The dispatch planner's pages over a real server: planning a depot's day
 //! from a plain form, the plan's route map and tables, the driver's run
-//! sheet in stop order, moving a stop by locking it and re-planning, and
-//! the scope rules the pages share with the API.
+//! sheet in stop order, moving a stop by locking it and re-planning (the
+//! locks kept, marked and changed one at a time; the replaced plan shown as
+//! history), and the scope rules the pages share with the API.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -73,6 +74,25 @@ fn stops_of(plan: &Value, vehicle: i64) -> Vec<i64> {
                 .iter()
                 .map(|s| s["shipment_id"].as_i64().unwrap())
         })
+        .collect()
+}
+
+/// The table row of a pickup on a plan's page.
+fn row(html: &str, shipment: i64) -> &str {
+    let start = html
+        .find(&format!("<tr data-shipment=\"{shipment}\">"))
+        .expect("the pickup has a row");
+    let len = html[start..].find("</tr>").expect("the row ends");
+    &html[start..start + len]
+}
+
+/// A plan's locks as (shipment, vehicle) pairs.
+fn locks_of(plan: &Value) -> Vec<(i64, i64)> {
+    plan["locks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["shipment_id"].as_i64().unwrap(), l["vehicle_id"].as_i64().unwrap()))
         .collect()
 }
 
@@ -163,14 +183,69 @@ server_test!(async fn planners_plan_see_routes_print_run_sheets_and_move_stops(s
     let shipment = srv.json(Method::GET, &format!("/api/v1/shipments/{rice}"), Some(&official), None, 200).await;
     assert_eq!((shipment["status"].as_str(), shipment["vehicle_id"].as_i64()), (Some("planned"), Some(target)));
 
-    // Chilled goods locked to the van: unassigned with the reason, no error.
+    // The new plan keeps the lock: the stop is marked, its form offers the
+    // locked vehicle first and a way to release it, the re-plan card lists it.
     let moved_id = moved["id"].as_i64().unwrap();
-    let lock = [("shipment_id", cabbage.to_string()), ("vehicle_id", van.to_string())];
+    assert_eq!(locks_of(&moved), [(rice, target)]);
+    assert_eq!(moved["replan_of"], plan_id);
+    let (status, html) = page(srv, &format!("/dispatch/plans/{moved_id}"), &carrier).await;
+    assert_eq!(status, 200);
+    let rice_row = row(&html, rice);
+    assert!(rice_row.contains("🔒 已锁定"), "{rice_row}");
+    assert!(rice_row.contains(&format!("<option value=\"{target}\" selected>")) && rice_row.contains("<option value=\"\">解除锁定</option>"), "{rice_row}");
+    for id in [cabbage, celery, oil] {
+        assert!(!row(&html, id).contains("已锁定"), "stop {id} is not locked");
+    }
+    assert!(html.contains(&format!("🔒 已锁定 #{rice} → ")), "the re-plan card lists the kept lock: {html}");
+    assert!(html.contains(&format!("href=\"/dispatch/plans/{plan_id}\" class=\"replan-of\"")));
+    assert!(!html.contains("id=\"replaced\""));
+    let (_, en) = page(srv, &format!("/dispatch/plans/{moved_id}?lang=en"), &carrier).await;
+    assert!(row(&en, rice).contains("🔒 Locked") && row(&en, rice).contains(">Unlock</option>"), "{en}");
+
+    // The earlier plan is history: a banner links the plan that replaced it,
+    // and it offers nothing to re-plan.
+    let (status, html) = page(srv, &format!("/dispatch/plans/{plan_id}"), &carrier).await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&format!("<a href=\"/dispatch/plans/{moved_id}\">此计划已被计划 #{moved_id} 取代</a>")), "{html}");
+    assert!(!html.contains("action=\"/dispatch/plans/"), "no lock or re-plan form on a replaced plan");
+    let (_, en) = page(srv, &format!("/dispatch/plans/{plan_id}?lang=en"), &carrier).await;
+    assert!(en.contains(&format!("Replaced by plan #{moved_id}")));
+    // The list marks it, and can leave it out.
+    let (_, list) = page(srv, &format!("/dispatch?region={COUNTY}"), &official).await;
+    assert!(list.contains(&format!("<a href=\"/dispatch/plans/{moved_id}\">已被 #{moved_id} 取代</a>")), "{list}");
+    assert_eq!(list.matches("<tr class=\"replaced\">").count(), 1);
+    let (_, current) = page(srv, &format!("/dispatch?region={COUNTY}&current=true"), &official).await;
+    assert!(current.contains(&format!("href=\"/dispatch/plans/{moved_id}\"")) && !current.contains(&format!("href=\"/dispatch/plans/{plan_id}\"")), "{current}");
+    // A form posted from the stale page is refused with the newer plan's number.
+    let r = post_form(srv, &format!("/dispatch/plans/{plan_id}/replan"), &carrier, &[]).await;
+    assert_eq!(r.status(), 409);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("role=\"alert\"") && html.contains(&format!("replaced by plan {moved_id}")) && html.contains("id=\"replaced\""), "{html}");
+
+    // Chilled goods locked to the van: unassigned with the reason, no error;
+    // the rice keeps its lock, and the unassigned row shows the new one.
+    let lock = [("shipment_id", cabbage.to_string()), ("vehicle_id", van.to_string()), ("time_limit_s", "1".into())];
     let stuck = followed(srv, post_form(srv, &format!("/dispatch/plans/{moved_id}/replan"), &carrier, &lock).await, &carrier).await;
     assert!(stuck["unassigned"].as_array().unwrap().iter().any(|u| u["shipment_id"] == cabbage && u["reason"] == "skills"), "{stuck}");
+    let mut both = vec![(rice, target), (cabbage, van)];
+    both.sort_unstable();
+    assert_eq!(locks_of(&stuck), both);
+    let stuck_id = stuck["id"].as_i64().unwrap();
+    let (_, html) = page(srv, &format!("/dispatch/plans/{stuck_id}"), &carrier).await;
+    let cabbage_row = row(&html, cabbage);
+    assert!(cabbage_row.contains("🔒 已锁定") && cabbage_row.contains(&format!("<option value=\"{van}\" selected>")), "{cabbage_row}");
+    // The plain re-plan keeps both locks; releasing one keeps the other.
+    let kept = followed(srv, post_form(srv, &format!("/dispatch/plans/{stuck_id}/replan"), &carrier, &[("time_limit_s", "1".into())]).await, &carrier).await;
+    assert_eq!(locks_of(&kept), both);
+    let kept_id = kept["id"].as_i64().unwrap();
+    let unlock = [("shipment_id", cabbage.to_string()), ("vehicle_id", String::new()), ("time_limit_s", "1".into())];
+    let released = followed(srv, post_form(srv, &format!("/dispatch/plans/{kept_id}/replan"), &carrier, &unlock).await, &carrier).await;
+    assert_eq!(locks_of(&released), [(rice, target)]);
+    assert_eq!(vehicle_of(&released, cabbage), Some(reefer), "released, the cabbage rides on the reefer again");
     // A lock to no vehicle of the depot is shown on the plan's page.
+    let released_id = released["id"].as_i64().unwrap();
     let lock = [("shipment_id", rice.to_string()), ("vehicle_id", "999999".to_string())];
-    let r = post_form(srv, &format!("/dispatch/plans/{moved_id}/replan"), &carrier, &lock).await;
+    let r = post_form(srv, &format!("/dispatch/plans/{released_id}/replan"), &carrier, &lock).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("role=\"alert\"") && html.contains("999999"), "{html}");
@@ -192,8 +267,9 @@ server_test!(async fn only_the_countys_operators_open_the_planner(srv) {
     let plan_id = plan["id"].as_i64().unwrap();
 
     let outsider = srv.user_with("xihu", "carrier", "360103").await;
+    let outside_official = srv.user_with("xihuju", "official", "360103").await;
     let farmer = srv.user_with("nonghu", "farmer", VILLAGE).await;
-    for token in [&outsider, &farmer] {
+    for token in [&outsider, &outside_official, &farmer] {
         for path in [format!("/dispatch?region={COUNTY}"), format!("/dispatch/plans/{plan_id}"),
             format!("/dispatch/plans/{plan_id}/vehicles/{truck_id}/run-sheet")] {
             let (status, html) = page(srv, &path, token).await;

@@ -155,6 +155,11 @@ pub(super) async fn fixture(
         let plan = post("/api/v1/dispatch/plans", admin.into(), plan_body(depot), 201).await;
         extra.insert(key, id(&plan));
     }
+    // A plan is re-planned once (then it is replaced, 409): one per role allowed.
+    for key in ["replan_admin", "replan_official", "replan_carrier"] {
+        let plan = post("/api/v1/dispatch/plans", admin.into(), plan_body(&site_in), 201).await;
+        extra.insert(key, id(&plan));
+    }
     extra.insert("site_in", site_in);
     extra.insert("site_out", site_out);
     extra.insert("vehicle_in", vehicle_in);
@@ -378,8 +383,16 @@ pub(super) fn rows(m: &mut HashMap<&'static str, Row>) {
         Row {
             allowed: FLEET,
             out: Out::Forbidden,
-            make: |f, _, side| Call {
-                path: format!("/api/v1/dispatch/plans/{}/replan", pick(f, side, "plan_in", "plan_out")),
+            make: |f, role, side| Call {
+                path: format!(
+                    "/api/v1/dispatch/plans/{}/replan",
+                    match (side, role) {
+                        (Side::In, "admin") => f.extra["replan_admin"].as_str(),
+                        (Side::In, "official") => f.extra["replan_official"].as_str(),
+                        (Side::In, "carrier") => f.extra["replan_carrier"].as_str(),
+                        _ => pick(f, side, "plan_in", "plan_out"),
+                    }
+                ),
                 body: Some(json!({"time_limit_s": 1})),
             },
         },
