@@ -19,8 +19,11 @@
 //! Where the reference implementation's output depends on accidents of its
 //! Python data model (the JSON key order inside a business transaction,
 //! exceptions on odd input), this module takes the documented intent instead:
-//! the transaction type always comes first, and malformed input is a
-//! [`HashError`] rather than a skipped event.
+//! the transaction type always comes first, malformed input is a
+//! [`HashError`] rather than a skipped event, and only an *array* under a
+//! user extension `…List` has its members renamed to the singular (the
+//! reference renames any value there in JSON but not in XML; an object or
+//! text there hashes as the XML element it stands for).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -216,7 +219,7 @@ pub fn prehash(event: &Value, context: &Context) -> Result<String, HashError> {
         }
     }
     let children = event_children(event, context);
-    let body = render_ordered(&children, EVENT_ORDER, context)?;
+    let body = render_event(&children, context)?;
     Ok(format!("eventType={event_type}{body}"))
 }
 
@@ -388,6 +391,7 @@ const IGNORED_EVENT_FIELDS: &[&str] = &["type", "recordTime", "eventID", "errorD
 
 /// One element of the event as the XML binding would have it: repeated JSON
 /// array members become repeated elements of the same name.
+#[derive(Clone)]
 struct Node {
     name: String,
     text: String,
@@ -475,7 +479,7 @@ enum Shape {
     Typed(&'static str, &'static str),
 }
 
-fn shape(key: &str, name: &str) -> Shape {
+fn shape(key: &str, name: &str, value: &Value) -> Shape {
     match key {
         "bizStep" => Shape::Plain(Some(BIZ_STEP), Scope::Plain),
         "disposition" => Shape::Plain(Some(DISPOSITION), Scope::Plain),
@@ -489,10 +493,12 @@ fn shape(key: &str, name: &str) -> Shape {
         "sourceList" => Shape::Typed("source", SOURCE_DESTINATION_TYPE),
         "destinationList" => Shape::Typed("destination", SOURCE_DESTINATION_TYPE),
         // The XML binding wraps the members of any top-level `…List` in
-        // elements named without the suffix; JSON leaves them bare.
+        // elements named without the suffix; a JSON array leaves them bare.
+        // Any other value is the element itself (as an XML document read
+        // into JSON has it: an object names its members).
         _ => match name.strip_suffix("List") {
-            Some(item) => Shape::List(item.to_owned(), Scope::Plain),
-            None => Shape::Plain(None, Scope::Plain),
+            Some(item) if value.is_array() => Shape::List(item.to_owned(), Scope::Plain),
+            _ => Shape::Plain(None, Scope::Plain),
         },
     }
 }
@@ -513,7 +519,7 @@ fn event_children(event: &Map<String, Value>, context: &Context) -> Vec<Node> {
             out.push(Node::parent(name, vec![id]));
             continue;
         }
-        match shape(key, &name) {
+        match shape(key, &name, value) {
             Shape::Plain(vocab, scope) => push_nodes(&mut out, &name, value, vocab, scope, context),
             Shape::List(item, scope) => push_list(&mut out, name, &item, value, scope, context),
             Shape::Typed(item, vocab) => push_typed_list(&mut out, name, item, vocab, value, context),
@@ -617,9 +623,74 @@ fn push_typed_list(
 // ---------------------------------------------------------------------------
 // Rendering
 
+/// The event's children in canonical order, then everything else sorted:
+/// its extensions and other fields outside the order, and the residue of
+/// its nested elements.
+fn render_event(children: &[Node], context: &Context) -> Result<String, HashError> {
+    let mut out = render_in_order(children, EVENT_ORDER, context)?;
+    let mut rest: Vec<String> = children
+        .iter()
+        .filter(|c| !EVENT_ORDER.iter().any(|p| p.name == c.name))
+        .map(|c| render_generic(c, context))
+        .collect();
+    for prop in EVENT_ORDER {
+        if let Kind::Nested(order) = prop.kind {
+            for child in children.iter().filter(|c| c.name == prop.name) {
+                rest.extend(residue(child, order).map(|r| render_generic(&r, context)));
+            }
+        }
+    }
+    rest.sort_unstable();
+    out.extend(rest);
+    Ok(out)
+}
+
+/// A user extension's name: expanded (`{namespace}local`) or prefixed.
+fn is_extension(name: &str) -> bool {
+    name.starts_with('{') || name.contains(':')
+}
+
+/// What the canonical order of a nested element leaves of it: unqualified
+/// children the order does not name (a `bizRules` in a sensor report), with
+/// the elements above them. The reference implementation renders these
+/// after the event's own extensions rather than in place; extensions
+/// (qualified names) stay in place.
+fn residue(node: &Node, order: &[Prop]) -> Option<Node> {
+    let mut children = Vec::new();
+    for child in &node.children {
+        match order.iter().find(|p| p.name == child.name) {
+            Some(Prop {
+                kind: Kind::Nested(inner),
+                ..
+            }) => children.extend(residue(child, inner)),
+            Some(_) => {}
+            None if is_extension(&child.name) => {}
+            None => children.push(child.clone()),
+        }
+    }
+    (!children.is_empty()).then(|| Node {
+        children,
+        ..node.clone()
+    })
+}
+
 /// Children in canonical order (each group sorted, empty ones dropped), then
-/// everything else sorted.
+/// the extensions sorted; other unknown children are left to [`residue`].
 fn render_ordered(children: &[Node], order: &[Prop], context: &Context) -> Result<String, HashError> {
+    let mut out = render_in_order(children, order, context)?;
+    let mut rest: Vec<String> = children
+        .iter()
+        .filter(|c| is_extension(&c.name) && !order.iter().any(|p| p.name == c.name))
+        .map(|c| render_generic(c, context))
+        .collect();
+    rest.sort_unstable();
+    out.extend(rest);
+    Ok(out)
+}
+
+/// The children the order names, in its order, each group sorted and empty
+/// ones dropped.
+fn render_in_order(children: &[Node], order: &[Prop], context: &Context) -> Result<String, HashError> {
     let mut out = String::new();
     for prop in order {
         let mut parts = Vec::new();
@@ -632,13 +703,6 @@ fn render_ordered(children: &[Node], order: &[Prop], context: &Context) -> Resul
         parts.sort_unstable();
         out.extend(parts);
     }
-    let mut rest: Vec<String> = children
-        .iter()
-        .filter(|c| !order.iter().any(|p| p.name == c.name))
-        .map(|c| render_generic(c, context))
-        .collect();
-    rest.sort_unstable();
-    out.extend(rest);
     Ok(out)
 }
 

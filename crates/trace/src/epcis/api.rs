@@ -2,6 +2,11 @@
 //! through capture jobs, capture of single events, the standard event query
 //! with keyset paging, and single events by event ID. Access is described
 //! in the module [`super`].
+//!
+//! Capture bodies are JSON / JSON-LD, or XML (`Content-Type:
+//! application/xml` or `text/xml`), which is read into the JSON form here,
+//! before a job exists, so an unreadable document is refused at once with
+//! its line and column and everything after is the JSON path.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -20,7 +25,7 @@ use super::capture::{self, ErrorBehaviour, EventCaptureError};
 use super::model::{EPCIS_CONTEXT, HASH_ID_KEY, cbv_short_name, parse_time_ms};
 use super::store::{self, Capturer, EventFilter};
 use super::validate::Violation;
-use super::{CAPTURERS, capture_region};
+use super::{CAPTURERS, capture_region, xml};
 
 /// Largest capture body (document or event) accepted: 1 MiB, below the
 /// server's 2 MiB limit for any request; larger bodies get 413 with our
@@ -91,7 +96,7 @@ pub fn routes() -> Vec<ApiRoute> {
         ApiRoute {
             method: Method::POST,
             path: "/api/v1/epcis/capture",
-            summary: "Capture an EPCIS 2.0 document (≤ 1 MiB, else 413): 202 with Location of the capture job. Header GS1-Capture-Error-Behaviour: rollback (default, all or nothing) or proceed (store the valid events, report the others). Events are filed under the caller's scope region (?region= picks one); each gets eventID = its hash ID ni:///sha-256;…?ver=CBV2.0 unless it has one, and is appended to the trace log",
+            summary: "Capture an EPCIS 2.0 document, JSON-LD or XML (Content-Type application/xml or text/xml; malformed XML 400 malformed_xml, elements outside EPCIS 2.0 422 unsupported_xml, both with line and column) (≤ 1 MiB, else 413): 202 with Location of the capture job. Header GS1-Capture-Error-Behaviour: rollback (default, all or nothing) or proceed (store the valid events, report the others). Events are filed under the caller's scope region (?region= picks one); each gets eventID = its hash ID ni:///sha-256;…?ver=CBV2.0 unless it has one, and is appended to the trace log",
             tag: "epcis",
             access: Access::Roles(CAPTURERS),
             body: Some(document_schema()),
@@ -127,7 +132,7 @@ pub fn routes() -> Vec<ApiRoute> {
         ApiRoute {
             method: Method::POST,
             path: "/api/v1/epcis/events",
-            summary: "Capture one EPCIS event synchronously: 201 with Location, eventID and x-shuxiang:hashID (its standard hash ID, also its trace-log leaf); an identical event captured before answers with the stored eventID; 422 names the JSON pointer of the failing part",
+            summary: "Capture one EPCIS event synchronously, JSON-LD or XML (a bare event element or an EPCISDocument with one event): 201 with Location, eventID and x-shuxiang:hashID (its standard hash ID, also its trace-log leaf); an identical event captured before answers with the stored eventID; 422 names the JSON pointer of the failing part",
             tag: "epcis",
             access: Access::Roles(CAPTURERS),
             body: Some(event_schema()),
@@ -200,6 +205,22 @@ fn parse_json(body: &[u8]) -> Result<Value, CoreError> {
     })
 }
 
+fn is_xml(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(xml::is_xml_content_type)
+}
+
+/// Reads an XML body into JSON off the async threads (a 1 MiB document
+/// takes milliseconds of CPU).
+async fn read_xml(body: Bytes, read: fn(&[u8]) -> Result<Value, xml::XmlError>) -> Result<Value, CoreError> {
+    tokio::task::spawn_blocking(move || read(&body))
+        .await
+        .map_err(|e| CoreError::Internal(format!("reading an XML body: {e}")))?
+        .map_err(CoreError::from)
+}
+
 /// Percent-encodes everything but unreserved characters, for event IDs in
 /// paths (`ni:///sha-256;…?ver=CBV2.0` has `/`, `;` and `?`).
 pub fn encode_path_segment(s: &str) -> String {
@@ -235,14 +256,22 @@ async fn capture_route(
             .get(ERROR_BEHAVIOUR_HEADER)
             .map(|v| v.to_str().unwrap_or("(not text)")),
     )?;
-    let text =
-        std::str::from_utf8(&body).map_err(|_| CoreError::malformed("malformed_json", "the body is not UTF-8 JSON"))?;
-    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
-        CoreError::malformed(
-            "malformed_json",
-            format!("the body is not JSON (line {}, column {}): {e}", e.line(), e.column()),
-        )
-    })?;
+    let json_text;
+    let text = if is_xml(&headers) {
+        let document = read_xml(body, xml::document_to_json).await?;
+        json_text = document.to_string();
+        json_text.as_str()
+    } else {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| CoreError::malformed("malformed_json", "the body is not UTF-8 JSON"))?;
+        serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| {
+            CoreError::malformed(
+                "malformed_json",
+                format!("the body is not JSON (line {}, column {}): {e}", e.line(), e.column()),
+            )
+        })?;
+        text
+    };
     let job = capture::submit(&state.db, &a.principal, &a.actor(&ip), &region, behaviour, text).await?;
     let db = state.db.clone();
     // Errors are recorded on the jobs themselves; one the worker could not
@@ -271,13 +300,18 @@ async fn capture_event_route(
     a: Auth,
     ip: ClientIp,
     ApiQuery(params): ApiQuery<RegionParam>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let region = capture_region(&a.principal, params.region.as_deref())?;
     if body.len() > MAX_DOCUMENT_BYTES {
         return Ok(too_large());
     }
-    let event = parse_json(&body)?;
+    let event = if is_xml(&headers) {
+        read_xml(body, xml::event_to_json).await?
+    } else {
+        parse_json(&body)?
+    };
     let capturer = Capturer {
         user_id: Some(a.principal.user_id),
         region,

@@ -1,5 +1,5 @@
 //! EPCIS 2.0 采集与查询 capture and query of trace events (GS1 EPCIS 2.0,
-//! JSON / JSON-LD binding).
+//! JSON / JSON-LD binding, and the XML binding read into the JSON form).
 //!
 //! - `validate`: the GS1 EPCIS JSON schema; errors name JSON pointers
 //! - `model`: an event as stored: hash ID, event ID, query fields, EPCs
@@ -7,6 +7,8 @@
 //!   the standard query with keyset paging
 //! - `capture`: capture jobs for documents (rollback / proceed) and
 //!   synchronous single events
+//! - `xml`: XML documents and events into their JSON-LD form, so both
+//!   syntaxes share validation, hashing and storage
 //! - `api`: the `/api/v1/epcis/…` routes
 //!
 //! Identifiers: every stored event carries its standard event hash ID
@@ -37,6 +39,7 @@ pub mod capture;
 pub mod model;
 pub mod store;
 pub mod validate;
+pub mod xml;
 
 use shuxiang_core::CoreError;
 use shuxiang_core::auth::{Principal, Role, Scope};

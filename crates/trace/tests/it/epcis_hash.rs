@@ -1,14 +1,16 @@
 //! EPCIS event hash IDs against the reference implementation's test vectors
-//! (`data/epcis/event-hash-vectors`), plus the error and normalisation edges
-//! the vectors do not reach.
+//! (`data/epcis/event-hash-vectors`), JSON-LD and XML (read into JSON by
+//! the XML binding), plus the error and normalisation edges the vectors do
+//! not reach.
 
 use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use shuxiang_trace::epcis::xml::document_to_json;
 use shuxiang_trace::epcis_hash::{Context, HashError, document_hash_ids, document_prehashes, event_hash_id, prehash};
 
-/// Vector files whose hashes this implementation does not (yet) reproduce,
+/// Vector files (by file name) whose hashes this implementation does not (yet) reproduce,
 /// with the reason. The test fails if one of them starts passing, so the
 /// list can only shrink.
 const KNOWN_GAPS: &[(&str, &str)] = &[];
@@ -20,6 +22,16 @@ fn vectors() -> PathBuf {
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A JSON-LD document as it is, an XML one read into JSON.
+fn read_document(path: &Path) -> Result<Value, String> {
+    if path.extension().is_some_and(|e| e == "xml") {
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        document_to_json(&bytes).map_err(|e| format!("XML not read: {e}"))
+    } else {
+        Ok(read_json(path))
+    }
 }
 
 fn lines(path: &Path) -> Vec<String> {
@@ -48,8 +60,8 @@ fn files(dir: &Path, extensions: &[&str]) -> Vec<PathBuf> {
     found
 }
 
-fn stem(path: &Path) -> String {
-    path.file_stem().and_then(|s| s.to_str()).expect("file name").to_owned()
+fn file_name(path: &Path) -> String {
+    path.file_name().and_then(|s| s.to_str()).expect("file name").to_owned()
 }
 
 /// Why one example file does not reproduce its expected hashes, with the
@@ -59,7 +71,7 @@ fn check_example(path: &Path) -> Result<(), String> {
     if expected.is_empty() {
         return Err("no expected hashes".to_owned());
     }
-    let document = read_json(path);
+    let document = read_document(path)?;
     let actual = document_hash_ids(&document).map_err(|e| format!("error: {e}"))?;
     if actual == expected {
         return Ok(());
@@ -86,11 +98,19 @@ fn check_example(path: &Path) -> Result<(), String> {
 
 #[test]
 fn reference_vectors_reproduce_expected_hash_ids() {
-    let examples = files(&vectors().join("examples"), &["jsonld", "json"]);
-    assert!(examples.len() >= 20, "vector files missing: {}", examples.len());
+    let examples = files(&vectors().join("examples"), &["jsonld", "json", "xml"]);
+    let xml = examples
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "xml"))
+        .count();
+    assert!(
+        examples.len() >= 36 && xml >= 17,
+        "vector files missing: {} ({xml} XML)",
+        examples.len()
+    );
     let mut problems = Vec::new();
     for path in &examples {
-        let name = stem(path);
+        let name = file_name(path);
         let result = check_example(path);
         match (KNOWN_GAPS.iter().find(|(gap, _)| *gap == name), result) {
             (None, Err(report)) => problems.push(format!("{name}: {report}")),
@@ -100,7 +120,7 @@ fn reference_vectors_reproduce_expected_hash_ids() {
     }
     for (gap, _) in KNOWN_GAPS {
         assert!(
-            examples.iter().any(|p| stem(p) == *gap),
+            examples.iter().any(|p| file_name(p) == *gap),
             "KNOWN_GAPS names a missing file: {gap}"
         );
     }
@@ -110,11 +130,11 @@ fn reference_vectors_reproduce_expected_hash_ids() {
 #[test]
 fn expected_equal_vectors_hash_alike() {
     let dir = vectors().join("expected_equal");
-    // The XML files of that folder are out of scope: this module reads JSON.
-    let documents = files(&dir, &["jsonld", "json"]);
-    assert!(!documents.is_empty());
+    let documents = files(&dir, &["jsonld", "json", "xml"]);
+    assert!(documents.len() >= 11, "vector files missing: {}", documents.len());
     for path in documents {
-        let hashes = document_hash_ids(&read_json(&path)).expect("hashes");
+        let document = read_document(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let hashes = document_hash_ids(&document).expect("hashes");
         assert!(hashes.len() >= 2, "{}", path.display());
         assert!(
             hashes.windows(2).all(|w| w[0] == w[1]),

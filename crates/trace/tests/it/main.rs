@@ -5,6 +5,7 @@
 mod api;
 mod checkpoint;
 mod epcis_hash;
+mod epcis_xml;
 mod epcis_store;
 mod epcis_validate;
 mod label_code;
