@@ -36,10 +36,11 @@
 //! leaf index. Ratios measured / baseline are printed.
 //!
 //!   target/release/trace_scale [--backend sqlite|postgres|both] [--leaves 10000000]
-//!       [--codes 10000000] [--samples 10000] [--sqlite-dir DIR]
+//!       [--codes 10000000] [--samples 10000] [--sqlite-dir DIR] [--pg-database NAME]
 //!
-//! `--sqlite-dir` keeps the SQLite database; a later run on a filled one
-//! skips the fill and measures only.
+//! `--sqlite-dir` keeps the SQLite database and `--pg-database` the
+//! PostgreSQL one (created on the `--pg` server when missing); a later run
+//! on a filled one skips the fill and measures only.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -97,6 +98,10 @@ struct Args {
     /// Keep the SQLite database here (reused, without refilling, when filled).
     #[arg(long)]
     sqlite_dir: Option<PathBuf>,
+    /// Keep the PostgreSQL database under this name on the `--pg` server
+    /// (reused, without refilling, when filled) instead of a scratch one.
+    #[arg(long)]
+    pg_database: Option<String>,
 }
 
 /// Commissioning, input, harvest, test and packing.
@@ -608,6 +613,45 @@ async fn run(db: &Db, backend: Backend, args: &Args, signer: &Signer) -> Result<
     measure(db, backend, args, &signer.verifier()).await
 }
 
+async fn run_postgres(url: &str, args: &Args, signer: &Signer) -> Result<()> {
+    let db = Db::open_postgres(url, None).await?;
+    db.migrate(&[&CORE_MIGRATIONS, &TRACE_MIGRATIONS]).await?;
+    run(&db, Backend::Postgres, args, signer).await.context("PostgreSQL")?;
+    let q = Query::select()
+        .expr(Expr::cust("pg_database_size(current_database())"))
+        .to_owned();
+    let (bytes,): (i64,) = db.fetch_one(&q).await?;
+    println!("postgres database size {:.2} GiB", bytes as f64 / f64::from(1 << 30));
+    db.close().await;
+    Ok(())
+}
+
+/// The URL of database `name` on the server of `admin_url`, created there
+/// when missing; it is kept after the run.
+async fn kept_pg_database(admin_url: &str, name: &str) -> Result<String> {
+    ensure!(
+        name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "--pg-database {name:?}: lowercase letters, digits and _ only, starting with a letter"
+    );
+    let admin = Db::open_postgres(admin_url, None).await?;
+    let q = Query::select()
+        .expr(Expr::cust("1"))
+        .from("pg_database")
+        .and_where(Expr::col("datname").eq(name))
+        .to_owned();
+    let exists: Option<(i32,)> = admin.fetch_optional(&q).await?;
+    if exists.is_none() {
+        admin.execute_raw(&format!("CREATE DATABASE {name}")).await?;
+    }
+    admin.close().await;
+    let mut url = url::Url::parse(admin_url)?;
+    url.set_path(name);
+    Ok(url.to_string())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
@@ -626,21 +670,15 @@ async fn main() -> Result<()> {
         );
     }
     if matches!(args.backend, Which::Postgres | Which::Both) {
-        with_pg_scratch(&args.pg, async |scratch| {
-            let db = Db::open_postgres(&scratch.url, None).await?;
-            db.migrate(&[&CORE_MIGRATIONS, &TRACE_MIGRATIONS]).await?;
-            run(&db, Backend::Postgres, &args, &signer)
-                .await
-                .context("PostgreSQL")?;
-            let q = Query::select()
-                .expr(Expr::cust("pg_database_size(current_database())"))
-                .to_owned();
-            let (bytes,): (i64,) = db.fetch_one(&q).await?;
-            println!("postgres database size {:.2} GiB", bytes as f64 / f64::from(1 << 30));
-            db.close().await;
-            Ok(())
-        })
-        .await?;
+        match &args.pg_database {
+            Some(name) => run_postgres(&kept_pg_database(&args.pg, name).await?, &args, &signer).await?,
+            None => {
+                with_pg_scratch(&args.pg, async |scratch| {
+                    run_postgres(&scratch.url, &args, &signer).await
+                })
+                .await?;
+            }
+        }
     }
     println!("{}", load_average());
     Ok(())

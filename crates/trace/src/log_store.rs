@@ -23,7 +23,10 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sea_query::{Condition, Expr, ExprTrait, Iden, LockType, Order, Query, SelectStatement, UnionType};
+use sea_query::{
+    Condition, Expr, ExprTrait, Func, Iden, IntoIden, IntoTableRef, LockType, Order, Query, SelectStatement, TableRef,
+    UnionType, ValueTuple,
+};
 use shuxiang_core::CoreError;
 use shuxiang_core::db::{Db, SliceMigrations, Tx};
 use shuxiang_core::time::{Timestamp, now};
@@ -412,16 +415,16 @@ pub struct InclusionProof {
 /// leaves (default: the current size). Clients verify against a signed
 /// checkpoint, so they should ask for that checkpoint's size.
 ///
-/// Two round trips: the leaf index with the log size, then the nodes.
+/// One round trip: see [`inclusion_proofs`].
 pub async fn inclusion_proof(db: &Db, hash_id: &str, tree_size: Option<u64>) -> Result<InclusionProof> {
     let mut proofs = inclusion_proofs(db, &[hash_id], tree_size).await?;
     proofs.pop().expect("one proof is made for each hash ID")
 }
 
 /// The inclusion proofs of many events in the tree of `tree_size` leaves
-/// (default: the current size), in the order of `hash_ids`, in two round
-/// trips however many there are (a scan page proves all its events at the
-/// size of one checkpoint). Each proof fails on its own when its event is
+/// (default: the current size), in the order of `hash_ids`, in one round
+/// trip per [`CHUNK`] events (a scan page proves all its events at the size
+/// of one checkpoint in one). Each proof fails on its own when its event is
 /// not logged ([`LogError::NotFound`]) or lies beyond `tree_size`
 /// ([`ProofError::IndexOutOfRange`]); an invalid hash ID, a `tree_size`
 /// beyond the log or a database error fails the whole call.
@@ -433,81 +436,167 @@ pub async fn inclusion_proofs<S: AsRef<str>>(
     for id in hash_ids {
         check_hash_id(id.as_ref())?;
     }
-    let (indexes, size) = leaf_indexes_with_size(db, hash_ids).await?;
-    if let Some(size) = size
-        && let Some(requested) = tree_size
-        && requested > size
-    {
-        return Err(LogError::BeyondTree { requested, size });
-    }
-    let plans: Vec<Result<(u64, u64, NodePlan)>> = hash_ids
-        .iter()
-        .map(|id| {
-            let id = id.as_ref();
-            let &leaf_index = indexes.get(id).ok_or_else(|| LogError::NotFound(id.to_owned()))?;
-            // A leaf found comes with the size of the same snapshot.
-            let tree_size = tree_size.or(size).unwrap_or(0);
-            Ok((leaf_index, tree_size, NodePlan::inclusion(leaf_index, tree_size)?))
-        })
-        .collect();
-    let ids: Vec<NodeId> = plans
-        .iter()
-        .flatten()
-        .flat_map(|(_, _, plan)| plan.node_ids().iter().copied())
-        .collect();
-    let found = fetch_node_map(db, &ids).await?;
-    let mut proofs = Vec::with_capacity(plans.len());
-    for plan in plans {
-        proofs.push(match plan {
-            Ok((leaf_index, tree_size, plan)) => {
-                let hashes = plan
-                    .node_ids()
-                    .iter()
-                    .map(|id| node_from(&found, *id))
-                    .collect::<Result<Vec<_>>>()?;
-                Ok(InclusionProof {
-                    leaf_index,
-                    tree_size,
-                    proof: plan.assemble(&hashes)?,
-                })
+    let mut indexes = HashMap::with_capacity(hash_ids.len());
+    let mut found = HashMap::new();
+    // Without a size asked for, the first chunk's log size is pinned for
+    // the later chunks, so the proofs of one call share one tree.
+    let mut proven_size = tree_size;
+    for chunk in hash_ids.chunks(CHUNK) {
+        let rows: Vec<ProofRow> = db.fetch_all(&proof_query(chunk, proven_size)).await?;
+        for (id, index, log_size, level, position, hash) in rows {
+            let log_size = stored_u64(log_size, "head size")?;
+            // The statement read the nodes of the snapshot it read the head
+            // from, so every node of a tree up to `log_size` came back.
+            if let Some(requested) = tree_size
+                && requested > log_size
+            {
+                return Err(LogError::BeyondTree {
+                    requested,
+                    size: log_size,
+                });
             }
-            Err(e) => Err(e),
-        });
+            proven_size.get_or_insert(log_size);
+            // The leaf's own row (level -1) carries its index; node rows
+            // are only ever of non-negative positions.
+            let (Ok(level), Ok(position)) = (u8::try_from(level), u64::try_from(position)) else {
+                indexes.insert(id, stored_u64(index, "leaf index")?);
+                continue;
+            };
+            let hash = stored_hash(&hash, || format!("the subtree at level {level}, index {position}"))?;
+            found.insert(NodeId { level, index: position }, hash);
+        }
+    }
+    let tree_size = proven_size.unwrap_or(0);
+    let mut proofs = Vec::with_capacity(hash_ids.len());
+    for id in hash_ids {
+        let id = id.as_ref();
+        let Some(&leaf_index) = indexes.get(id) else {
+            proofs.push(Err(LogError::NotFound(id.to_owned())));
+            continue;
+        };
+        let plan = match NodePlan::inclusion(leaf_index, tree_size) {
+            Ok(plan) => plan,
+            Err(e) => {
+                proofs.push(Err(e.into()));
+                continue;
+            }
+        };
+        // A node missing from a tree the log holds is corruption, not a
+        // failure of this one proof.
+        let hashes = plan
+            .node_ids()
+            .iter()
+            .map(|node| node_from(&found, *node))
+            .collect::<Result<Vec<_>>>()?;
+        proofs.push(Ok(InclusionProof {
+            leaf_index,
+            tree_size,
+            proof: plan.assemble(&hashes)?,
+        }));
     }
     Ok(proofs)
 }
 
-/// The leaf indexes of those of `hash_ids` in the log and, when any is, the
-/// log's size, read in one statement (leaves joined with the head), so the
-/// size is that of a snapshot that holds every leaf found.
-async fn leaf_indexes_with_size<S: AsRef<str>>(db: &Db, hash_ids: &[S]) -> Result<(HashMap<String, u64>, Option<u64>)> {
-    let mut found = HashMap::with_capacity(hash_ids.len());
-    let mut size = None;
-    for chunk in hash_ids.chunks(CHUNK) {
-        let q = Query::select()
-            .columns([
-                (TraceLogLeaves::Table, TraceLogLeaves::HashId),
-                (TraceLogLeaves::Table, TraceLogLeaves::LeafIndex),
-            ])
-            .column((TraceLogHead::Table, TraceLogHead::Size))
+/// Hash ID, leaf index, log size, then a node's level, index and hash; the
+/// leaf's own row has level -1 and no hash.
+type ProofRow = (String, i64, i64, i32, i64, String);
+
+/// Levels a node of a log below 2^63 leaves can have.
+const MAX_LEVEL: u32 = 62;
+
+/// The two nodes a proof may fold at one level, each as its position and
+/// the condition under which the proof needs it, in SQL over `i`, the
+/// proven leaf's index, and `n`, the tree size, both shifted down to the
+/// level. The sibling of node `i` is `i XOR 1` (SQLite has no XOR); the
+/// proof needs it while it lies inside the tree, which also makes it the
+/// left subtrees of the path above the leaf's own perfect subtree. Below
+/// that subtree's level the proof folds the tree's right-edge subtrees:
+/// `n - 1` at each level whose bit of `n` is set, while it lies right of
+/// the leaf's ancestor.
+fn proof_positions(i: &str, n: &str) -> [(String, String); 2] {
+    let sibling = format!("({i} + 1 - 2 * ({i} & 1))");
+    [
+        (sibling.clone(), format!("{sibling} < {n}")),
+        (format!("{n} - 1"), format!("({n} & 1) = 1 AND {i} + 1 < {n}")),
+    ]
+}
+
+/// The one statement an inclusion proof takes, for the proofs of `hash_ids`
+/// in the tree of `tree_size` leaves (default: the log's size as the
+/// statement reads it): per leaf found, its own row, then the leaves and
+/// nodes its proof folds (a few twice where proofs share them), each read
+/// by primary key at a position computed in SQL from the leaf index. Each
+/// position is a plain equality, which both planners turn into an index
+/// search per outer row (PostgreSQL scans the whole nodes table for an `IN`
+/// list of computed values). One statement reads one snapshot, so the
+/// head's size and the nodes agree. It names `hash_ids` five times: a
+/// [`CHUNK`] of them stays within both engines' bind limits.
+fn proof_query<S: AsRef<str>>(hash_ids: &[S], tree_size: Option<u64>) -> SelectStatement {
+    let proven = || {
+        Query::select()
+            .column((TraceLogLeaves::Table, TraceLogLeaves::HashId))
+            .column((TraceLogLeaves::Table, TraceLogLeaves::LeafIndex))
+            .expr_as(Expr::col((TraceLogHead::Table, TraceLogHead::Size)), "log_size")
+            .expr_as(
+                Func::coalesce([
+                    Expr::val(tree_size.map(db_int)),
+                    Expr::col((TraceLogHead::Table, TraceLogHead::Size)),
+                ]),
+                "tree_size",
+            )
             .from(TraceLogLeaves::Table)
             .from(TraceLogHead::Table)
             .and_where(Expr::col((TraceLogHead::Table, TraceLogHead::Id)).eq(1))
             .and_where(
-                Expr::col((TraceLogLeaves::Table, TraceLogLeaves::HashId)).is_in(chunk.iter().map(|id| id.as_ref())),
+                Expr::col((TraceLogLeaves::Table, TraceLogLeaves::HashId)).is_in(hash_ids.iter().map(|id| id.as_ref())),
             )
-            .to_owned();
-        let rows: Vec<(String, i64, i64)> = db.fetch_all(&q).await?;
-        for (id, index, head_size) in rows {
-            found.insert(id, stored_u64(index, "leaf index")?);
-            // A later chunk may see a larger log: the largest size read
-            // holds every leaf found, and its nodes were all written before
-            // the node query runs.
-            let head_size = stored_u64(head_size, "head size")?;
-            size = Some(Ord::max(size.unwrap_or(0), head_size));
-        }
+            .to_owned()
+    };
+    let leaf_part = || {
+        Query::select()
+            .column(("f", TraceLogLeaves::HashId))
+            .column(("f", TraceLogLeaves::LeafIndex))
+            .column(("f", "log_size"))
+            .from_subquery(proven(), "f")
+            .to_owned()
+    };
+    let mut q = leaf_part();
+    q.expr(Expr::cust("-1")).expr(Expr::cust("-1")).expr(Expr::cust("''"));
+
+    for (position, when) in proof_positions("f.leaf_index", "f.tree_size") {
+        let mut leaves = leaf_part();
+        leaves
+            .expr(Expr::cust("0"))
+            .column(("x", TraceLogLeaves::LeafIndex))
+            .column(("x", TraceLogLeaves::LeafHash))
+            .cross_join(TraceLogLeaves::Table.into_table_ref().alias("x"))
+            .and_where(Expr::cust(when))
+            .and_where(Expr::cust(format!("x.leaf_index = {position}")));
+        q.union(UnionType::All, leaves);
     }
-    Ok((found, size))
+
+    // Levels in the loop between the leaf and the node table (CROSS JOIN
+    // fixes SQLite's join order): the leaf is looked up once per proof,
+    // not once per level. Both engines name a VALUES column `column1`.
+    let top = tree_size.map_or(MAX_LEVEL, |n| n.checked_ilog2().unwrap_or(0));
+    let levels: Vec<ValueTuple> = (1..=Ord::max(top, 1))
+        .map(|level| ValueTuple::One((level as i32).into()))
+        .collect();
+    let at_level = |column: &str| format!("(f.{column} >> lv.column1)");
+    for (position, when) in proof_positions(&at_level("leaf_index"), &at_level("tree_size")) {
+        let mut nodes = leaf_part();
+        nodes
+            .column(("lv", "column1"))
+            .column(("x", TraceLogNodes::Idx))
+            .column(("x", TraceLogNodes::Hash))
+            .cross_join(TableRef::ValuesList(levels.clone(), "lv".into_iden()))
+            .cross_join(TraceLogNodes::Table.into_table_ref().alias("x"))
+            .and_where(Expr::cust(when))
+            .and_where(Expr::cust("x.level = lv.column1"))
+            .and_where(Expr::cust(format!("x.idx = {position}")));
+        q.union(UnionType::All, nodes);
+    }
+    q
 }
 
 /// The consistency proof that the tree of `size2` leaves extends the tree of

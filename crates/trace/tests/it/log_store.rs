@@ -529,3 +529,31 @@ shuxiang_core::db_test!([&TRACE_MIGRATIONS] async fn batched_proofs_equal_single
     ));
     assert!(log_store::inclusion_proofs::<&str>(&db, &[], Some(5)).await.unwrap().is_empty());
 });
+
+// More events than one proof statement takes (5,000) are proven chunk by
+// chunk; without a size asked for, every chunk proves at the size the first
+// one read, so all proofs of one call check against one root.
+shuxiang_core::db_test!([&TRACE_MIGRATIONS] async fn proofs_across_statements_share_one_tree(db) {
+    let ids: Vec<String> = (0..301).map(hash_id).collect();
+    append_all(&db, &ids).await;
+    let asked: Vec<&str> = (0..5_003).map(|n| ids[n * 7 % ids.len()].as_str()).collect();
+    let root = log_store::root_at(&db, 301).await.unwrap();
+    for size in [None, Some(301), Some(150)] {
+        let proofs = log_store::inclusion_proofs(&db, &asked, size).await.unwrap();
+        assert_eq!(proofs.len(), asked.len());
+        let want = size.unwrap_or(301);
+        let root = if want == 301 { root } else { log_store::root_at(&db, want).await.unwrap() };
+        // The last chunk's events are the ones a second statement proved.
+        for (n, (id, proof)) in asked.iter().zip(&proofs).enumerate().rev().step_by(97) {
+            let index = (n * 7 % ids.len()) as u64;
+            if index >= want {
+                assert!(matches!(proof, Err(LogError::Proof(ProofError::IndexOutOfRange { .. }))), "{proof:?}");
+                continue;
+            }
+            let proof = proof.as_ref().unwrap();
+            assert_eq!((proof.leaf_index, proof.tree_size), (index, want));
+            verify_inclusion(&leaf_hash(id.as_bytes()), index, want, &proof.proof, &root)
+                .unwrap_or_else(|e| panic!("event #{n}, leaf {index} in tree {want}: {e}"));
+        }
+    }
+});
