@@ -138,7 +138,8 @@ impl AlarmEngine {
         let db = &self.inner.db;
         let mut c = self.inner.cache.lock().await;
         let local = store::local_changes();
-        let mut reload = self.inner.stale.swap(false, Ordering::SeqCst) || c.local != local;
+        let forced = self.inner.stale.swap(false, Ordering::SeqCst);
+        let mut reload = forced || c.local != local;
         if !reload && c.checked.elapsed() >= GENERATION_CHECK {
             let generation = cache::generations(db).await?.get(store::GENERATION).copied();
             c.checked = Instant::now();
@@ -162,7 +163,17 @@ impl AlarmEngine {
             }
         };
         let mut states = self.inner.states.lock().await;
-        states.clear();
+        if forced {
+            // Memory may be ahead of the database: start over from it.
+            states.clear();
+        } else {
+            // Something changed, perhaps another rule, or another database
+            // of this process (the local counter is process-wide): what an
+            // unchanged rule has seen of a device whose alarm did not open
+            // or close meanwhile (a rate-of-change window, a timer) stays.
+            let same_rule = |id: i64| c.rules.iter().find(|r| r.id == id) == rules.iter().find(|r| r.id == id);
+            states.retain(|pair, _| same_rule(pair.0) && c.open.contains(pair) == open.contains(pair));
+        }
         *c = RuleCache {
             rules: Arc::new(rules),
             open: Arc::new(open),

@@ -177,6 +177,27 @@ shuxiang_core::db_test!([&TELEMETRY_MIGRATIONS] async fn debounce_waits_for_the_
     assert_eq!(raised[0].raised_at.timestamp_millis(), T0 + 110_000);
 });
 
+shuxiang_core::db_test!([&TELEMETRY_MIGRATIONS] async fn another_rule_changing_keeps_what_a_rule_has_seen(db) {
+    let roc = rule(&db, "360102", Ok("water_meter"), Condition::RateOfChange {
+        metric: "flow".into(),
+        limit_per_minute: 10.0,
+        window_seconds: 120,
+    }).await;
+    let (engine, _clock) = start(&db).await;
+    let meter = device(20, "water_meter", IN_VILLAGE, None);
+    engine.observe(&meter, &[reading("flow", T0, 100.0), reading("flow", T0 + 60_000, 105.0)]).await.unwrap();
+    // An unrelated rule is added: the engine reloads its rules, but the
+    // meter's window still holds the readings above.
+    rule(&db, "360102", Ok("water_quality"), Condition::ValidRange {
+        metric: "ph".into(),
+        min: 6.5,
+        max: 8.5,
+    }).await;
+    engine.observe(&meter, &[reading("flow", T0 + 120_000, 135.0)]).await.unwrap();
+    let raised = alarms(&db, Some(Status::Active)).await;
+    assert_eq!(raised.iter().map(|a| a.rule_id).collect::<Vec<_>>(), [roc]);
+});
+
 shuxiang_core::db_test!([&TELEMETRY_MIGRATIONS] async fn rate_of_change_and_valid_range(db) {
     let roc = rule(&db, "360102", Ok("water_meter"), Condition::RateOfChange {
         metric: "flow".into(),
