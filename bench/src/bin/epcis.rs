@@ -28,6 +28,7 @@ use shuxiang_core::region::RegionCode;
 use shuxiang_core::{Backend, Db};
 use shuxiang_trace::epcis::capture::{self, ErrorBehaviour, JobStatus};
 use shuxiang_trace::epcis::model::NewEvent;
+use shuxiang_trace::epcis::store;
 use shuxiang_trace::epcis::validate::{self, Document};
 use shuxiang_trace::epcis_hash::Context;
 use shuxiang_trace::log_store::TRACE_MIGRATIONS;
@@ -73,7 +74,7 @@ enum BenchRawEvents {
     Region,
 }
 
-const RAW_TABLE: &str = "CREATE TABLE bench_raw_events (event_id TEXT NOT NULL, hash_id TEXT NOT NULL, \
+const RAW_TABLE: &str = "CREATE TABLE bench_raw_events (event_id TEXT, hash_id TEXT NOT NULL, \
     event_type TEXT NOT NULL, action TEXT, event_time BIGINT NOT NULL, record_time BIGINT NOT NULL, biz_step TEXT, \
     disposition TEXT, read_point TEXT, biz_location TEXT, body TEXT NOT NULL, captured_by BIGINT, region TEXT NOT NULL)";
 
@@ -170,7 +171,7 @@ async fn run(db: &Db, backend: Backend, args: &Args) -> Result<()> {
                 let record_time = capture::now_ms();
                 for e in chunk {
                     q.values_panic([
-                        e.event_id.as_str().into(),
+                        store::stored_event_id(e).into(),
                         e.hash_id.as_str().into(),
                         e.event_type.as_str().into(),
                         e.action.clone().into(),

@@ -9,10 +9,19 @@
 //! commit or roll back together. Two transactions storing the same new
 //! event at the same moment on PostgreSQL: the second fails on the unique
 //! hash ID and can simply be retried.
+//!
+//! An event's ID (`eventID`) is its hash ID unless the capturer gave it one
+//! of its own, so `event_id` holds only such own IDs and is NULL otherwise:
+//! one index fewer of the same values. The event ID is therefore always
+//! read as COALESCE(event_id, hash_id) ([`event_id_expr`]). The unique
+//! indexes keep each column free of repeats; that no own eventID equals
+//! another event's hash ID is the plan's check ([`plan_events`]), so on
+//! PostgreSQL two transactions storing such a pair at the same moment could
+//! both succeed.
 
 use std::collections::HashMap;
 
-use sea_query::{Condition, Expr, ExprTrait, Iden, Order, Query, SelectStatement};
+use sea_query::{Condition, Expr, ExprTrait, Func, Iden, Order, Query, SelectStatement};
 use serde_json::{Map, Value};
 use shuxiang_core::CoreError;
 use shuxiang_core::auth::{Principal, Scope};
@@ -77,24 +86,49 @@ pub enum Planned {
     Conflict { event_id: String },
 }
 
+/// The event ID of an `epcis_events` row: the capturer's own ID, else the
+/// hash ID. Qualified, so it reads the same in a join.
+pub(crate) fn event_id_expr() -> Expr {
+    Func::coalesce([
+        Expr::col((EpcisEvents::Table, EpcisEvents::EventId)),
+        Expr::col((EpcisEvents::Table, EpcisEvents::HashId)),
+    ])
+    .into()
+}
+
+/// What `event_id` stores for `e`: its own ID, or NULL when that is its
+/// hash ID.
+pub fn stored_event_id(e: &NewEvent) -> Option<&str> {
+    (e.event_id != e.hash_id).then_some(e.event_id.as_str())
+}
+
 /// What [`plan_events`] decides for each of `events`, in order: new,
 /// stored already (by hash ID; a repeat within `events` counts as stored by
-/// its first occurrence), or an event ID taken by a different event.
+/// its first occurrence), or an event ID taken by a different event, as its
+/// event ID or as its hash ID (either finds an event, so neither may name
+/// two).
 pub async fn plan_events(tx: &mut Tx, events: &[NewEvent]) -> Result<Vec<Planned>, CoreError> {
+    // Hash ID -> event ID and event ID -> hash ID of the stored events that
+    // share a key with `events`, then of the planned ones too.
     let mut by_hash: HashMap<String, String> = HashMap::new();
     let mut by_event_id: HashMap<String, String> = HashMap::new();
-    // One query per chunk for both keys: a document costs one round trip,
-    // and each side of the OR is still an index search.
+    // One query per chunk for both columns: a document costs one round trip,
+    // and each side of the OR is still an index search. Both columns are
+    // searched for every key: an own eventID may be another event's hash ID,
+    // and a hash ID another event's own eventID.
     for chunk in events.chunks(EPC_CHUNK / 2) {
-        let hashes = chunk.iter().map(|e| e.hash_id.as_str());
-        let ids = chunk.iter().map(|e| e.event_id.as_str());
+        let keys: Vec<&str> = chunk
+            .iter()
+            .flat_map(|e| std::iter::once(e.hash_id.as_str()).chain(stored_event_id(e)))
+            .collect();
         let q = Query::select()
-            .columns([EpcisEvents::EventId, EpcisEvents::HashId])
+            .expr(event_id_expr())
+            .column(EpcisEvents::HashId)
             .from(EpcisEvents::Table)
             .cond_where(
                 Condition::any()
-                    .add(Expr::col(EpcisEvents::HashId).is_in(hashes))
-                    .add(Expr::col(EpcisEvents::EventId).is_in(ids)),
+                    .add(Expr::col(EpcisEvents::HashId).is_in(keys.iter().copied()))
+                    .add(Expr::col(EpcisEvents::EventId).is_in(keys.iter().copied())),
             )
             .to_owned();
         let rows: Vec<(String, String)> = tx.fetch_all(&q).await?;
@@ -109,7 +143,7 @@ pub async fn plan_events(tx: &mut Tx, events: &[NewEvent]) -> Result<Vec<Planned
             plan.push(Planned::Existing {
                 event_id: event_id.clone(),
             });
-        } else if by_event_id.get(&e.event_id).is_some_and(|h| *h != e.hash_id) {
+        } else if by_event_id.get(&e.event_id).is_some_and(|h| *h != e.hash_id) || by_hash.contains_key(&e.event_id) {
             plan.push(Planned::Conflict {
                 event_id: e.event_id.clone(),
             });
@@ -157,7 +191,7 @@ pub async fn insert_events(
         ]);
         for e in chunk {
             q.values_panic([
-                e.event_id.as_str().into(),
+                stored_event_id(e).into(),
                 e.hash_id.as_str().into(),
                 e.event_type.as_str().into(),
                 e.action.clone().into(),
@@ -288,9 +322,9 @@ impl TryFrom<EventRow> for StoredEvent {
 
 fn select_events() -> SelectStatement {
     Query::select()
+        .column(EpcisEvents::Id)
+        .expr_as(event_id_expr(), "event_id")
         .columns([
-            EpcisEvents::Id,
-            EpcisEvents::EventId,
             EpcisEvents::HashId,
             EpcisEvents::EventType,
             EpcisEvents::EventTime,
@@ -303,7 +337,9 @@ fn select_events() -> SelectStatement {
         .to_owned()
 }
 
-/// The event with this event ID or, failing that, this hash ID.
+/// The event with this event ID or, failing that, this hash ID. An event
+/// whose ID is its hash ID has no own ID stored, so the second look-up
+/// finds it.
 pub async fn get_event(db: &Db, id: &str) -> Result<Option<StoredEvent>, CoreError> {
     for column in [EpcisEvents::EventId, EpcisEvents::HashId] {
         let q = select_events().and_where(Expr::col(column).eq(id)).to_owned();

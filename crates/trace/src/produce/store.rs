@@ -23,7 +23,7 @@ use super::{
     AppliedProduct, Batch, BatchStep, NewBatch, TraceCode, UNITS, commissioning_event, packing_event, step_event,
 };
 use crate::epcis::model::NewEvent;
-use crate::epcis::store::{Capturer, EventRow, Planned, StoredEvent, store_events};
+use crate::epcis::store::{Capturer, EpcisEvents, EventRow, Planned, StoredEvent, event_id_expr, store_events};
 use crate::epcis_hash::Context;
 use crate::label_code::parse_label_code;
 use crate::products;
@@ -69,22 +69,6 @@ enum ProduceBatchEvents {
     BatchId,
     Seq,
     HashId,
-}
-
-/// The columns of `epcis_events` a scan shows, read joined to the batch's
-/// links so a page costs one query for all its events.
-#[derive(Iden)]
-enum EpcisEvents {
-    Table,
-    Id,
-    EventId,
-    HashId,
-    EventType,
-    EventTime,
-    RecordTime,
-    CapturedBy,
-    Region,
-    Body,
 }
 
 /// A batch's link and, when the event it names is stored, that event.
@@ -619,11 +603,13 @@ pub async fn scan(db: &Db, code: &TraceCode) -> Result<Option<Scanned>, CoreErro
         return Ok(None);
     };
     let row = load_row(db, batch_id).await?;
+    // The events joined to the batch's links: a page costs one query for all
+    // its events.
     let q = Query::select()
         .column((ProduceBatchEvents::Table, ProduceBatchEvents::HashId))
+        .column((EpcisEvents::Table, EpcisEvents::Id))
+        .expr(event_id_expr())
         .columns([
-            (EpcisEvents::Table, EpcisEvents::Id),
-            (EpcisEvents::Table, EpcisEvents::EventId),
             (EpcisEvents::Table, EpcisEvents::EventType),
             (EpcisEvents::Table, EpcisEvents::EventTime),
             (EpcisEvents::Table, EpcisEvents::RecordTime),

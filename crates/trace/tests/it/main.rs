@@ -4,10 +4,11 @@
 
 mod api;
 mod checkpoint;
+mod epcis_event_id;
 mod epcis_hash;
-mod epcis_xml;
 mod epcis_store;
 mod epcis_validate;
+mod epcis_xml;
 mod label_code;
 mod ledger;
 mod ledger_stats;
