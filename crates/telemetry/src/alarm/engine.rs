@@ -169,10 +169,11 @@ impl AlarmEngine {
         } else {
             // Something changed, perhaps another rule, or another database
             // of this process (the local counter is process-wide): what an
-            // unchanged rule has seen of a device whose alarm did not open
-            // or close meanwhile (a rate-of-change window, a timer) stays.
+            // unchanged rule has seen of a device (a rate-of-change window,
+            // a timer) stays, unless someone else opened or closed its alarm
+            // (an operator's manual clear).
             let same_rule = |id: i64| c.rules.iter().find(|r| r.id == id) == rules.iter().find(|r| r.id == id);
-            states.retain(|pair, _| same_rule(pair.0) && c.open.contains(pair) == open.contains(pair));
+            states.retain(|pair, state| same_rule(pair.0) && state.raised == open.contains(pair));
         }
         *c = RuleCache {
             rules: Arc::new(rules),
