@@ -853,14 +853,7 @@ impl<'t> Converter<'t> {
             };
             map.insert(key, value);
         }
-        for child in e.flat_children() {
-            if child.namespace.is_none() {
-                return Err(self.unexpected(child, e));
-            }
-            let key = self.element_key(child);
-            let value = self.generic(child)?;
-            insert_repeated(&mut map, key, value);
-        }
+        self.user_elements(e, &mut map)?;
         Ok(Value::Object(map))
     }
 
@@ -894,15 +887,22 @@ impl<'t> Converter<'t> {
     fn extension_object(&mut self, e: &Element) -> Result<Value, XmlError> {
         self.no_text(e)?;
         let mut map = Map::new();
+        self.user_elements(e, &mut map)?;
+        Ok(Value::Object(map))
+    }
+
+    /// Adds `e`'s children to `map` as user extensions; a child outside
+    /// any namespace is not one.
+    fn user_elements(&mut self, e: &Element, map: &mut Map<String, Value>) -> Result<(), XmlError> {
         for child in e.flat_children() {
             if child.namespace.is_none() {
                 return Err(self.unexpected(child, e));
             }
             let key = self.element_key(child);
             let value = self.generic(child)?;
-            insert_repeated(&mut map, key, value);
+            insert_repeated(map, key, value);
         }
-        Ok(Value::Object(map))
+        Ok(())
     }
 
     /// A user extension element: its text, or an object of its attributes
