@@ -246,12 +246,8 @@ impl<'a> Model<'a> {
         let vehicles = problem.vehicles.len();
         let jobs = problem.jobs.len();
         let mut compatible = Vec::with_capacity(jobs * vehicles);
-        for job in &problem.jobs {
-            for (v, vehicle) in problem.vehicles.iter().enumerate() {
-                let lock_ok = job.vehicle.is_none_or(|locked| locked == v);
-                let skills_ok = job.skills.iter().all(|s| vehicle.skills.contains(s));
-                compatible.push(lock_ok && skills_ok);
-            }
+        for job in 0..jobs {
+            compatible.extend((0..vehicles).map(|v| may_carry(problem, job, v)));
         }
         let neighbours: Vec<Vec<u32>> = (0..jobs)
             .map(|j| {
@@ -593,11 +589,7 @@ impl<'a> Model<'a> {
     /// it, the rule that fails at the place that gets furthest through the
     /// checks; the most common of those.
     fn reason(&self, state: &State, job: usize) -> UnassignedReason {
-        let target = &self.problem.jobs[job];
-        let allowed = |v: usize| {
-            let vehicle = &self.problem.vehicles[v];
-            target.vehicle.is_none_or(|locked| locked == v) && target.skills.iter().all(|s| vehicle.skills.contains(s))
-        };
+        let allowed = |v: usize| may_carry(self.problem, job, v);
         let mut votes: Vec<Fault> = Vec::new();
         for (v, route) in state.routes.iter().enumerate().filter(|(v, _)| allowed(*v)) {
             if !self.compatible[job * self.vehicles() + v] {
@@ -636,21 +628,11 @@ impl<'a> Model<'a> {
         let max_string = MAX_STRING.min(mean_length);
         let max_strings = 4.0 * MEAN_REMOVED / (1.0 + max_string) - 1.0;
         let strings = rng.random_range(1.0..max_strings.max(1.0) + 1.0).floor() as usize;
-        let seed = loop {
-            let j = rng.random_range(0..state.route_of.len());
-            if state.route_of[j].is_some() {
-                break j;
-            }
-        };
+        let seed = random_served(state, rng);
         if used > 1 && rng.random::<f64>() < WHOLE_ROUTE {
             // A fleet one vehicle too large is a local optimum strings
             // rarely leave: now and then empty the shorter of two routes.
-            let other = loop {
-                let j = rng.random_range(0..state.route_of.len());
-                if let Some(r) = state.route_of[j] {
-                    break r;
-                }
-            };
+            let other = state.route_of[random_served(state, rng)].expect("a served job has a route");
             let mine = state.route_of[seed].expect("the seed is served");
             let r = if state.routes[other].jobs.len() < state.routes[mine].jobs.len() {
                 other
@@ -835,6 +817,22 @@ impl<'a> Model<'a> {
             routes,
             unassigned,
             distance,
+        }
+    }
+}
+
+/// Whether the lock and skills of job `job` let vehicle `v` carry it.
+fn may_carry(problem: &Problem, job: usize, v: usize) -> bool {
+    let (job, vehicle) = (&problem.jobs[job], &problem.vehicles[v]);
+    job.vehicle.is_none_or(|locked| locked == v) && job.skills.iter().all(|s| vehicle.skills.contains(s))
+}
+
+/// A served job drawn at random; `state` must serve one.
+fn random_served(state: &State, rng: &mut SmallRng) -> usize {
+    loop {
+        let j = rng.random_range(0..state.route_of.len());
+        if state.route_of[j].is_some() {
+            return j;
         }
     }
 }
