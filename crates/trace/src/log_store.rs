@@ -192,7 +192,7 @@ fn head_query() -> SelectStatement {
 /// `LOCK TABLE`, this leaves readers and proof generation untouched. SQLite
 /// needs no lock: `Db` writes through a single connection, so a write
 /// transaction already runs alone (sea-query omits `FOR UPDATE` there).
-async fn lock_head(tx: &mut Tx) -> Result<CompactRange> {
+pub(crate) async fn lock_head(tx: &mut Tx) -> Result<CompactRange> {
     let (size, frontier): (i64, String) = tx.fetch_one(head_query().lock(LockType::Update)).await?;
     decode_frontier(size, &frontier)
 }

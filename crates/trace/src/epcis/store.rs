@@ -6,18 +6,17 @@
 //! already is reported as such and written nothing. Every newly stored
 //! event's hash ID is appended to the trace log in the caller's
 //! transaction ([`log_store::append_batch`]), so an event and its leaf
-//! commit or roll back together. Two transactions storing the same new
-//! event at the same moment on PostgreSQL: the second fails on the unique
-//! hash ID and can simply be retried.
+//! commit or roll back together.
 //!
 //! An event's ID (`eventID`) is its hash ID unless the capturer gave it one
 //! of its own, so `event_id` holds only such own IDs and is NULL otherwise:
 //! one index fewer of the same values. The event ID is therefore always
 //! read as COALESCE(event_id, hash_id) ([`event_id_expr`]). The unique
 //! indexes keep each column free of repeats; that no own eventID equals
-//! another event's hash ID is the plan's check ([`plan_events`]), so on
-//! PostgreSQL two transactions storing such a pair at the same moment could
-//! both succeed.
+//! another event's hash ID no index can say, so the plan ([`plan_events`])
+//! checks it under the log's append lock: every writer of events appends to
+//! the log, so on PostgreSQL a second transaction plans only once the
+//! first has committed, and sees its events.
 
 use std::collections::HashMap;
 
@@ -108,6 +107,9 @@ pub fn stored_event_id(e: &NewEvent) -> Option<&str> {
 /// event ID or as its hash ID (either finds an event, so neither may name
 /// two).
 pub async fn plan_events(tx: &mut Tx, events: &[NewEvent]) -> Result<Vec<Planned>, CoreError> {
+    // Taken here rather than at the append, so the look-up below already
+    // sees what a concurrent writer committed; held until `tx` ends.
+    log_store::lock_head(tx).await?;
     // Hash ID -> event ID and event ID -> hash ID of the stored events that
     // share a key with `events`, then of the planned ones too.
     let mut by_hash: HashMap<String, String> = HashMap::new();

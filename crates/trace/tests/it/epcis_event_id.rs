@@ -229,6 +229,29 @@ db_test!([&TRACE_MIGRATIONS] async fn no_id_names_two_events(db) {
     assert_eq!(stored_columns(&db).await.len(), 3);
 });
 
+db_test!([&TRACE_MIGRATIONS] async fn a_concurrent_writer_sees_an_own_id_taken_before_it(db) {
+    // Writer 1 stores an event whose own ID is the hash ID of the event
+    // writer 2 stores at the same moment: one of the two must be refused,
+    // whichever order the two plans would run in on their own.
+    let taken = new_event(object_event(20));
+    let mut claim = object_event(21);
+    claim["eventID"] = json!(taken.hash_id);
+    let claim = new_event(claim);
+    let mut first = db.begin().await.unwrap();
+    let plan = store::store_events(&mut first, &capturer(), std::slice::from_ref(&claim), capture::now_ms()).await.unwrap();
+    assert_eq!(plan, vec![Planned::New]);
+    let second = tokio::spawn({
+        let (db, taken) = (db.clone(), taken.clone());
+        async move { store(&db, &[taken]).await }
+    });
+    // Give the second writer time to plan while the first is open.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    first.commit().await.unwrap();
+    assert_eq!(second.await.unwrap(), vec![Planned::Conflict { event_id: taken.hash_id.clone() }]);
+    let hashes: Vec<String> = stored_columns(&db).await.into_iter().map(|(_, _, hash)| hash).collect();
+    assert_eq!(hashes, vec![claim.hash_id.clone()]);
+});
+
 /// The trace slice as it stood before migration 0006.
 static BEFORE_0006: LazyLock<SliceMigrations> = LazyLock::new(|| {
     let until = |m: &Migrator| Migrator::with_migrations(m.iter().filter(|m| m.version < 6).cloned().collect());
