@@ -129,11 +129,12 @@ impl Db {
         // Readers map the file instead of copying each page through a read
         // call: at 10 M trace codes this cut the consumer page's p99 from
         // 13.6 to 3.1 ms (BENCHMARKS §9b), and mapping all of the 6.5 GiB
-        // rather than SQLite's default 2 GiB cut the scan's and the proof's
-        // p50 by another 12–17 % (§9d). The limit asked for is what the
-        // bundled SQLite is built to allow (`.cargo/config.toml`); a build
-        // without it maps the first 2 GiB. The writer keeps plain I/O,
-        // where a failed read is an error, not a signal.
+        // rather than SQLite's default 2 GiB cut the proof's p50 by another
+        // 12 %, and the scan page's by 17 % under load (§9d). The limit
+        // asked for is what the bundled SQLite is built to allow
+        // (`.cargo/config.toml`); a build without it maps the first 2 GiB.
+        // The writer keeps plain I/O, where a failed read is an error, not
+        // a signal.
         let read = SqlitePoolOptions::new()
             .max_connections(readers as u32)
             .connect_with(opts.read_only(true).pragma("mmap_size", READ_MMAP_BYTES))
