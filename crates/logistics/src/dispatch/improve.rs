@@ -1151,8 +1151,8 @@ mod tests {
         }
     }
 
-    /// Each route's jobs, each job's route and the unserved: what a move
-    /// may change.
+    /// Each route's jobs, each job's route, the unserved and the routes'
+    /// schedule caches: what a move may change.
     fn snapshot(state: &State) -> (Vec<Vec<usize>>, Vec<Option<usize>>, Vec<usize>, Vec<f64>) {
         (
             state.routes.iter().map(|r| r.jobs.clone()).collect(),
