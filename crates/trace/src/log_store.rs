@@ -334,12 +334,6 @@ async fn check_size(db: &Db, requested: u64) -> Result<u64> {
     Ok(size)
 }
 
-/// The hashes of `ids`, in order; see [`fetch_node_map`].
-async fn fetch_nodes(db: &Db, ids: &[NodeId]) -> Result<Vec<Hash>> {
-    let found = fetch_node_map(db, ids).await?;
-    ids.iter().map(|id| node_from(&found, *id)).collect()
-}
-
 /// The stored hash of `id` among those fetched; a node a tree of the size
 /// asked for must have is corruption when missing.
 fn node_from(found: &HashMap<NodeId, Hash>, id: NodeId) -> Result<Hash> {
@@ -351,13 +345,12 @@ fn node_from(found: &HashMap<NodeId, Hash>, id: NodeId) -> Result<Hash> {
     })
 }
 
-/// The stored hashes of `ids`, one round trip per [`CHUNK`] distinct ids:
-/// interior nodes and leaves (level 0) are read by primary key and joined
-/// with `UNION ALL`. Nodes are matched by `(level = ? AND idx = ?) OR …`
-/// rather than a row-value `IN` list, which SQLite answers with a full
-/// table scan. Ids absent from the tables are absent from the map.
-async fn fetch_node_map(db: &Db, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
-    // Proofs of one scan share their upper siblings; ask for each node once.
+/// The stored hashes of `ids`, in order, one round trip per [`CHUNK`]
+/// distinct ids: interior nodes and leaves (level 0) are read by primary
+/// key and joined with `UNION ALL`. Nodes are matched by `(level = ? AND
+/// idx = ?) OR …` rather than a row-value `IN` list, which SQLite answers
+/// with a full table scan.
+async fn fetch_nodes(db: &Db, ids: &[NodeId]) -> Result<Vec<Hash>> {
     let unique: Vec<NodeId> = ids.iter().copied().collect::<BTreeSet<_>>().into_iter().collect();
     let mut found = HashMap::with_capacity(unique.len());
     for chunk in unique.chunks(CHUNK) {
@@ -399,7 +392,7 @@ async fn fetch_node_map(db: &Db, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>
             found.insert(id, hash);
         }
     }
-    Ok(found)
+    ids.iter().map(|id| node_from(&found, *id)).collect()
 }
 
 /// An audit path: proves that the leaf of an event is leaf `leaf_index` of
